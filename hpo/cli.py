@@ -1,0 +1,128 @@
+"""``hpo`` / ``python -m hpo``: the command line.
+
+Every user-facing problem is one line on stderr and a non-zero exit (2 for bad input);
+a traceback means a bug in ``hpo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import warnings
+import sys
+from typing import Any, Callable
+
+import optuna
+
+from hpo.errors import HpoError, SpecError
+from hpo.storage import open_storage, redact, resolve_url
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: $HPO_STORAGE or sqlite:///studies.db)")
+
+
+def _add_study(p: argparse.ArgumentParser, spec: bool = True) -> None:
+    p.add_argument("--study", help="study name; its spec is search_spaces/NAME.yaml")
+    if spec:
+        p.add_argument("--spec", help="path of a spec file (instead of --study)")
+
+
+def _load_study(args: argparse.Namespace) -> optuna.Study:
+    storage = open_storage(args.storage)
+    if not args.study:
+        raise SpecError("command line: --study NAME is required")
+    try:
+        return optuna.load_study(study_name=args.study, storage=storage)
+    except KeyError:
+        raise HpoError(
+            f"study '{args.study}' not found in {redact(resolve_url(args.storage))} "
+            "(fix: `hpo studies` lists the studies there)"
+        ) from None
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from hpo.runner import open_session, run
+    from hpo.spec import find_spec, load_spec
+    from hpo.tables import summary
+
+    spec = load_spec(find_spec(args.study, args.spec))
+    if args.study and args.spec and spec.study != args.study:
+        raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
+    session = open_session(spec, args.storage)
+    print(f"study {spec.study} in {redact(resolve_url(args.storage))}", file=sys.stderr)
+    try:
+        study = run(session, n_trials=args.n_trials, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print("interrupted: the running trial is marked FAIL; re-run the same command to continue",
+              file=sys.stderr)
+        return 130
+    print(summary(study))
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from hpo.tables import studies_table
+
+    print(studies_table(open_storage(args.storage)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from hpo.tables import summary, trials_table
+
+    study = _load_study(args)
+    print(trials_table(study))
+    print(summary(study))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpo", description="Persistent Optuna studies for training runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("optimize", help="create or resume a study and run trials")
+    _add_study(p)
+    _add_storage(p)
+    p.add_argument("--n-trials", type=int, help="total trials the study should hold (default: the spec's n_trials)")
+    p.add_argument("--timeout", type=float, help="stop starting new trials after S seconds")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("studies", help="list the studies in a storage")
+    _add_storage(p)
+    p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("show", help="one study's trials as a table")
+    _add_study(p, spec=False)
+    _add_storage(p)
+    p.set_defaults(func=cmd_show)
+
+    for register in _plugins():
+        register(sub)
+    return parser
+
+
+def _plugins() -> list[Callable[[Any], None]]:
+    """Subcommands that live in their own modules (each has ``register(subparsers)``)."""
+    return []
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def main(argv: list[str] | None = None) -> int:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    signal.signal(signal.SIGTERM, _sigterm)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HpoError as e:
+        print(f"error: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

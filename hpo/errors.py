@@ -1,0 +1,15 @@
+"""Errors that the CLI turns into one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+
+class HpoError(Exception):
+    """A user-facing problem: the message is the whole story (what, where, the fix)."""
+
+    exit_code = 1
+
+
+class SpecError(HpoError):
+    """A bad spec or command line: ``file: field: problem (fix: ...)``."""
+
+    exit_code = 2

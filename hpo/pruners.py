@@ -1,0 +1,188 @@
+"""Pruners: the token-indexed kill rule, "any of these", and the spec → pruner registry.
+
+All of them are ``optuna.pruners.BasePruner`` subclasses, so they also work in a plain
+single-objective Optuna study; ``hpo`` runs them (and Optuna's own) in multi-objective
+studies through a single-objective view of the curve (see :mod:`hpo.view`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.spec import Component
+from hpo.storage import trial_metrics
+
+REASON_ATTR = "prune_reason"
+
+
+def curve(trial: FrozenTrial, metric: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, values) of a trial, in report order.
+
+    ``metric=None`` reads the intermediate values; x is the ``tokens`` that ``hpo`` stored
+    with each report, or the step when the trial was reported through plain Optuna.
+    """
+    extra = trial_metrics(trial.system_attrs)
+    xs, ys = [], []
+    for step, value in sorted(trial.intermediate_values.items()):
+        m = extra.get(step, {})
+        y = value if metric is None else m.get(metric)
+        if y is None:
+            continue
+        xs.append(float(m.get("tokens", step)))
+        ys.append(float(y))
+    return np.asarray(xs), np.asarray(ys)
+
+
+class KillRulePruner(BasePruner):
+    """Stop a trial whose metric is ``threshold`` worse than a reference at the same tokens.
+
+    The reference is a fixed ``baseline`` value, the curve of trial number ``baseline_trial``,
+    or else the curve of the best COMPLETE trial (best final value of the metric). Reference
+    curves are interpolated linearly at the trial's token count and held flat past their
+    last report. Nothing is judged before ``min_tokens``. ``patience``: kill only after that
+    many consecutive checks over the threshold. ``stall_patience`` (the seed's backup rule,
+    off by default): also kill after that many checks past ``min_tokens`` without the trial
+    improving on its own best. The decision is recomputed from the stored curve each time,
+    so it is the same in any process and after a resume.
+    """
+
+    def __init__(
+        self,
+        metric: str | None = "val_ppl",
+        threshold: float = 0.5,
+        min_tokens: float = 1_000_000,
+        patience: int = 1,
+        mode: str = "min",
+        baseline: float | None = None,
+        baseline_trial: int | None = None,
+        stall_patience: int | None = None,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.metric = metric
+        self.threshold = threshold
+        self.min_tokens = min_tokens
+        self.patience = patience
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.baseline = baseline
+        self.baseline_trial = baseline_trial
+        self.stall_patience = stall_patience
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        reason = self.reason(study, trial)
+        if reason is not None:
+            study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
+        return reason is not None
+
+    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        """Why the trial should be killed now, or None."""
+        xs, ys = curve(trial, self.metric)
+        judged = xs >= self.min_tokens
+        if not judged.any():
+            return None
+        xs, ys = xs[judged], ys[judged]
+        if self.stall_patience is not None and len(ys) > self.stall_patience:
+            best_before = (self.sign * ys[: -self.stall_patience]).min()
+            if (self.sign * ys[-self.stall_patience :]).min() >= best_before:
+                return self._record("stall", trial, xs[-1], ys[-1], float("nan"))
+        ref = self._reference(study, trial, xs)
+        if ref is None:
+            return None
+        worse = self.sign * (ys - ref) >= self.threshold
+        if len(worse) < self.patience or not worse[-self.patience :].all():
+            return None
+        return self._record("kill_rule", trial, xs[-1], ys[-1], float(ref[-1]))
+
+    def _reference(self, study: optuna.Study, trial: FrozenTrial, xs: np.ndarray) -> np.ndarray | None:
+        if self.baseline is not None:
+            return np.full_like(xs, self.baseline)
+        ref_trial = self._reference_trial(study, trial)
+        if ref_trial is None:
+            return None
+        rx, ry = curve(ref_trial, self.metric)
+        if len(rx) == 0:
+            return None
+        order = np.argsort(rx, kind="stable")
+        rx, ry = rx[order], ry[order]
+        ref = np.interp(xs, rx, ry)  # flat beyond both ends
+        ref[xs < rx[0]] = np.nan  # before the reference's first report: nothing to compare
+        return ref
+
+    def _reference_trial(self, study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if self.baseline_trial is not None:
+            return next((t for t in done if t.number == self.baseline_trial), None)
+        best, best_val = None, math.inf
+        for t in done:
+            _, ys = curve(t, self.metric)
+            if len(ys) and math.isfinite(ys[-1]) and self.sign * ys[-1] < best_val:
+                best, best_val = t, self.sign * ys[-1]
+        return best
+
+    def _record(self, rule: str, trial: FrozenTrial, x: float, y: float, ref: float) -> dict[str, Any]:
+        return {
+            "pruner": rule,
+            "step": trial.last_step,
+            "tokens": x,
+            "value": y,
+            "reference": ref,
+            "difference": self.sign * (y - ref) if math.isfinite(ref) else None,
+            "threshold": self.threshold,
+        }
+
+
+class AnyPruner(BasePruner):
+    """Prune when any of the given pruners says so; the first one that does is recorded."""
+
+    def __init__(self, pruners: list[tuple[str, BasePruner]]) -> None:
+        self.pruners = pruners
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        for name, pruner in self.pruners:
+            if pruner.prune(study, trial):
+                if not isinstance(pruner, KillRulePruner):
+                    reason = {"pruner": name, "step": trial.last_step,
+                              "value": trial.intermediate_values.get(trial.last_step)}
+                    study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
+                return True
+        return False
+
+
+def _patient(options: dict[str, Any]) -> BasePruner:
+    opts = dict(options)
+    wrapped = opts.pop("wrapped", None)
+    inner = build_one(Component.model_validate(wrapped)) if wrapped else None
+    return optuna.pruners.PatientPruner(inner, **opts)
+
+
+REGISTRY: dict[str, Any] = {
+    "nop": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+    "patient": _patient,
+    "wilcoxon": optuna.pruners.WilcoxonPruner,
+    "kill_rule": KillRulePruner,
+}
+
+
+def build_one(component: Component) -> BasePruner:
+    return REGISTRY[component.name](**component.options)
+
+
+def build_pruner(components: list[Component]) -> BasePruner:
+    """The spec's pruner list as one pruner (Nop for none, "any" for several)."""
+    if not components:
+        return optuna.pruners.NopPruner()
+    built = [(c.name, build_one(c)) for c in components]
+    return AnyPruner(built)

@@ -1,0 +1,122 @@
+"""The reporter a training function calls: durable curve writes, target, budget, pruning."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from hpo.protocol import StopTrial
+from hpo.pruners import REASON_ATTR
+from hpo.spec import StudySpec
+from hpo.storage import CurveWriter
+from hpo.view import CurveView
+
+
+class TrialReporter:
+    """``report(step, val_loss=..., tokens=..., **metrics)`` for one trial.
+
+    Each call (1) writes the curve value and all metrics durably, (2) stops the trial as
+    COMPLETE when the time budget is spent or the target is crossed (budget first, so every
+    trial that reached the target did so within the budget), (3) prunes on a non-finite
+    value or when the pruner says so. Stopping raises :class:`StopTrial`.
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        writer: CurveWriter,
+        view: CurveView,
+        pruner_study: optuna.Study,
+        frozen: FrozenTrial,
+    ) -> None:
+        self.spec = spec
+        self._writer = writer
+        self._view = view
+        self._pruner_study = pruner_study
+        self._pruner = pruner_study.pruner
+        self._frozen = frozen
+        self._start = time.perf_counter()
+        self.last: dict[str, float] = {}
+        self.best_target: float | None = None
+        self.time_to_target: float | None = None
+        view.begin(frozen)
+
+    def clock(self, metrics: dict[str, float]) -> float:
+        """Seconds on the target clock: the reported ``train_seconds``, else wall-clock."""
+        clock = self.spec.target.clock if self.spec.target else "train_seconds"
+        return metrics.get(clock, time.perf_counter() - self._start)
+
+    def __call__(self, step: int, **metrics: float) -> None:
+        step = int(step)
+        if step in self._frozen.intermediate_values:
+            return  # like Optuna: the first report of a step wins
+        m = {k: float(v) for k, v in metrics.items()}
+        curve_metric = self.spec.curve.metric
+        if curve_metric not in m:
+            raise ValueError(
+                f"report(step={step}) has no '{curve_metric}' "
+                f"(fix: report it, or set curve.metric in the spec to one of {sorted(m)})"
+            )
+        value = m[curve_metric]
+        self._writer.write(step, value, m)
+        self._view.record(step, value, m)
+        self.last = {**self.last, **m}
+        if not math.isfinite(value):
+            raise StopTrial(f"{curve_metric} is {value} at step {step} (diverged)", pruned=True)
+        self._check_target(step, m)
+        if self._pruner.prune(self._pruner_study, self._frozen):
+            raise StopTrial(prune_text(self._frozen.user_attrs.get(REASON_ATTR), step), pruned=True)
+
+    def _check_target(self, step: int, m: dict[str, float]) -> None:
+        target, budget = self.spec.target, self.spec.trial_budget_seconds
+        elapsed = self.clock(m)
+        if target is not None and target.metric in m:
+            v = m[target.metric]
+            sign = 1.0 if target.below is not None else -1.0
+            if math.isfinite(v) and (self.best_target is None or sign * v < sign * self.best_target):
+                self.best_target = v
+        if budget is not None and elapsed >= budget:
+            raise StopTrial(f"time budget of {budget:g} s spent at step {step}", pruned=False)
+        if target is not None and target.metric in m and target.reached(m[target.metric]):
+            self.time_to_target = elapsed
+            raise StopTrial(f"target {target.metric} {_bound(target)} reached at step {step}", pruned=False)
+
+    def target_attrs(self) -> dict[str, Any]:
+        """``reached_target`` and ``time_to_target`` (censored for trials that missed it).
+
+        A trial that missed the target gets ``budget * (1 + gap / |target|)``, where gap is
+        how far its best value stayed from the target: finite, after every trial that
+        reached it (those all did so within the budget), and ordered by how close it got.
+        """
+        target, budget = self.spec.target, self.spec.trial_budget_seconds
+        if target is None or budget is None:
+            return {}
+        if self.time_to_target is not None:
+            return {"reached_target": True, "time_to_target": self.time_to_target}
+        if self.best_target is None:
+            gap = 1.0
+        else:
+            gap = abs(self.best_target - target.level) / max(abs(target.level), 1e-12)
+        return {"reached_target": False, "time_to_target": budget * (1.0 + gap)}
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def prune_text(reason: dict[str, Any] | None, step: int) -> str:
+    """One line saying which pruner stopped the trial and on what evidence."""
+    if not reason:
+        return f"pruned at step {step}"
+    text = f"{reason.get('pruner', 'pruner')}: pruned at step {step}"
+    if reason.get("reference") is not None and reason.get("difference") is not None:
+        text += (f", value {reason['value']:.4g} vs reference {reason['reference']:.4g}"
+                 f" at {reason['tokens']:.0f} tokens (worse by {reason['difference']:.3g})")
+    return text
+
+
+def _bound(target: Any) -> str:
+    return f"< {target.below:g}" if target.below is not None else f"> {target.above:g}"

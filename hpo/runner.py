@@ -1,0 +1,255 @@
+"""Running a study: create or resume it, run trials to the requested total, summarise."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from hpo.errors import HpoError, SpecError
+from hpo.protocol import StopTrial
+from hpo.pruners import build_pruner
+from hpo.reporter import TrialReporter
+from hpo.samplers import build_sampler
+from hpo.space import suggest_config
+from hpo.spec import StudySpec, dump_spec
+from hpo.storage import CurveWriter, open_storage, redact, resolve_url
+from hpo.view import CurveView, view_study
+
+SPEC_ATTR = "hpo:spec"
+WORKER_ATTR = "hpo:worker"
+FAIL_ATTR = "fail_reason"
+STOP_ATTR = "stop_reason"
+MAX_FAILURES_IN_A_ROW = 5
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+@dataclass
+class Session:
+    """Everything one worker needs to run trials of one study."""
+
+    spec: StudySpec
+    study: optuna.Study
+    storage: BaseStorage
+    train: Callable[..., dict[str, float]]
+    pruner: optuna.pruners.BasePruner
+    failures_in_a_row: int = 0
+    ran: list[int] = field(default_factory=list)
+
+
+def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
+    """Create the study or resume it; refuse a study whose objectives differ from the spec."""
+    study = optuna.create_study(
+        study_name=spec.study,
+        storage=storage,
+        directions=spec.directions,
+        sampler=build_sampler(spec),
+        load_if_exists=True,
+    )
+    have = [d.name.lower() for d in study.directions]
+    if have != spec.directions:
+        raise SpecError(
+            f"study '{spec.study}' exists with directions {have}, the spec says {spec.directions} "
+            "(fix: give the spec a new study name)"
+        )
+    names = study.metric_names
+    if names is None:
+        study.set_metric_names(list(spec.metrics))
+    elif list(names) != list(spec.metrics):
+        raise SpecError(
+            f"study '{spec.study}' exists with metrics {names}, the spec says {list(spec.metrics)} "
+            "(fix: give the spec a new study name)"
+        )
+    study.set_user_attr(SPEC_ATTR, dump_spec(spec))
+    return study
+
+
+def open_session(spec: StudySpec, storage_url: str | None = None, **storage_kwargs: Any) -> Session:
+    storage = open_storage(storage_url, **storage_kwargs)
+    try:
+        pruner = build_pruner(spec.pruners)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
+    study = load_study(spec, storage)
+    return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner)
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count toward ``--n-trials``: all but failed ones (a failure is replaced)."""
+    return len(study.get_trials(deepcopy=False, states=COUNTED))
+
+
+def fail_dead_local_trials(session: Session) -> list[int]:
+    """RUNNING trials whose worker process on this host is gone are marked FAIL now."""
+    host, failed = socket.gethostname(), []
+    for t in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.system_attrs.get(WORKER_ATTR) or {}
+        if worker.get("host") != host or _alive(int(worker.get("pid", -1))):
+            continue
+        session.storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, f"worker process {worker['pid']} died")
+        session.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        failed.append(t.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
+    spec = session.spec
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        storage, tid = session.storage, trial._trial_id
+        storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        config = suggest_config(trial, spec)
+        view = CurveView(storage, session.study._study_id, spec.curve.direction,
+                         objective_is_curve=list(spec.metrics) == [spec.curve.metric])
+        reporter = TrialReporter(spec, CurveWriter(storage, tid), view,
+                                 view_study(view, session.study, session.pruner), storage.get_trial(tid))
+        start = time.perf_counter()
+        stop: StopTrial | None = None
+        try:
+            result = dict(session.train(config, reporter) or {})
+        except StopTrial as s:
+            stop, result = s, {}
+        except KeyboardInterrupt:
+            trial.set_user_attr(FAIL_ATTR, "interrupted (Ctrl-C or SIGTERM); re-run the same command to continue")
+            raise
+        except Exception as e:
+            trial.set_user_attr(FAIL_ATTR, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            reporter.close()
+        wall = time.perf_counter() - start
+        metrics = {**reporter.last, **result, **reporter.target_attrs()}
+        metrics.setdefault("train_seconds", reporter.clock(reporter.last) if reporter.last else wall)
+        metrics["wall_seconds"] = wall
+        if stop is not None:
+            trial.set_user_attr(STOP_ATTR, stop.reason)
+        for k, v in metrics.items():
+            if k not in spec.metrics:
+                trial.set_user_attr(k, v)
+        if stop is not None and stop.pruned:
+            raise optuna.TrialPruned(stop.reason)
+        missing = [m for m in spec.metrics if m not in metrics]
+        if missing:
+            reason = f"the objective reported no {missing} (fix: return or report them)"
+            trial.set_user_attr(FAIL_ATTR, reason)
+            raise HpoError(reason)
+        return [float(metrics[m]) for m in spec.metrics]
+
+    return objective
+
+
+class Progress:
+    """A progress bar with the best value on a terminal; one line per trial otherwise."""
+
+    def __init__(self, total: int, done: int, out: TextIO) -> None:
+        self.total, self.out = total, out
+        self.bar = None
+        if out.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, file=out, unit="trial", dynamic_ncols=True)
+
+    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, done: int) -> None:
+        best = best_text(study)
+        if self.bar is not None:
+            self.bar.n = min(done, self.total)
+            self.bar.set_postfix_str(best)
+            self.bar.refresh()
+            return
+        values = "" if trial.values is None else " " + ",".join(f"{v:.5g}" for v in trial.values)
+        why = trial.user_attrs.get(FAIL_ATTR) or trial.user_attrs.get(STOP_ATTR)
+        note = f" ({why})" if why else ""
+        print(f"[{done}/{self.total}] trial {trial.number} {trial.state.name}{values}{note}  {best}",
+              file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def best_text(study: optuna.Study) -> str:
+    try:
+        if len(study.directions) > 1:
+            return f"pareto front: {len(study.best_trials)} trials"
+        b = study.best_trial
+        return f"best: {b.value:.5g} (trial {b.number})"
+    except ValueError:
+        return "best: -"
+
+
+def run(
+    session: Session,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    out: TextIO = sys.stderr,
+) -> optuna.Study:
+    """Run trials until the study holds ``n_trials`` (a total, so a re-run resumes)."""
+    study, total = session.study, n_trials or session.spec.n_trials
+    dead = fail_dead_local_trials(session)
+    if dead:
+        print(f"marked FAIL: trials {dead} (their worker process is gone)", file=out)
+    objective = make_objective(session)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    progress = Progress(total, min(counted_trials(study), total), out)
+    try:
+        while counted_trials(study) < total:
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"timeout of {timeout:g} s reached", file=out)
+                break
+            trial_id: list[int] = []
+            study.optimize(objective, n_trials=1, catch=(Exception,),
+                           callbacks=[lambda s, t: trial_id.append(t._trial_id)])
+            frozen = session.storage.get_trial(trial_id[0])
+            session.ran.append(frozen.number)
+            _count_failure(session, frozen)
+            progress.update(study, frozen, counted_trials(study))
+    finally:
+        progress.close()
+    return study
+
+
+def _count_failure(session: Session, frozen: optuna.trial.FrozenTrial) -> None:
+    if frozen.state != TrialState.FAIL:
+        session.failures_in_a_row = 0
+        return
+    session.failures_in_a_row += 1
+    if session.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        reason = frozen.user_attrs.get(FAIL_ATTR, "see the log")
+        raise HpoError(
+            f"{MAX_FAILURES_IN_A_ROW} trials in a row failed; the last: {reason} "
+            "(fix: run the objective once by hand; the study keeps what it has)"
+        )
+
+
+def optimize(
+    spec: StudySpec,
+    storage_url: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    out: TextIO = sys.stderr,
+) -> optuna.Study:
+    """The Python entry point of ``hpo optimize``."""
+    return run(open_session(spec, storage_url), n_trials=n_trials, timeout=timeout, out=out)
+
+
+def describe_storage(url: str | None) -> str:
+    return redact(resolve_url(url))

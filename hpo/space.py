@@ -1,0 +1,40 @@
+"""Search spaces: spec parameters → Optuna distributions → a config dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+
+
+def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistribution:
+    if isinstance(param, FloatParam):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, IntParam):
+        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+    return CategoricalDistribution(param.choices)
+
+
+def distributions(spec: StudySpec) -> dict[str, BaseDistribution]:
+    return {name: distribution(p) for name, p in spec.space.items()}
+
+
+def suggest_config(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Fixed values plus one sampled value per searched parameter."""
+    config = dict(spec.fixed)
+    for name, p in spec.space.items():
+        if isinstance(p, FloatParam):
+            config[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+        elif isinstance(p, IntParam):
+            config[name] = trial.suggest_int(name, p.low, p.high, log=p.log, step=p.step)
+        else:
+            config[name] = trial.suggest_categorical(name, p.choices)
+    return config

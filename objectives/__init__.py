@@ -1,0 +1,1 @@
+"""Training objectives that ``hpo`` optimises: plain ``train(config, report)`` functions."""
