@@ -7,6 +7,8 @@ a traceback means a bug in ``hpo``.
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import signal
 import warnings
 import sys
@@ -106,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list[Callable[[Any], None]]:
     """Subcommands that live in their own modules (each has ``register(subparsers)``)."""
-    return []
+    import hpo.commands
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(hpo.commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"hpo.commands.{info.name}")
+        found.append(module.register)
+    return found
 
 
 def _sigterm(signum: int, frame: Any) -> None:
