@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,7 +71,7 @@ def open_storage(
     else:
         engine_kwargs["pool_pre_ping"] = True
     try:
-        storage = RDBStorage(
+        storage = _rdb_storage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
@@ -86,6 +87,18 @@ def open_storage(
     if url.startswith("sqlite"):
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
+    """RDBStorage, retried while another process is creating the same schema."""
+    for attempt in range(20):
+        try:
+            return RDBStorage(url, **kwargs)
+        except SQLAlchemyError as e:
+            if "already exists" not in str(e) or attempt == 19:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class CurveWriter:

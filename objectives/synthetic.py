@@ -28,6 +28,7 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
     for step in range(1, steps + 1):
         if fail_at is not None and step == int(fail_at):
             raise RuntimeError(f"synthetic failure at step {step}")
+        time.sleep(float(config.get("sleep_per_step", 0.0)))
         loss = floor + 4.0 * step ** (-speed) + rng.gauss(0, float(config.get("noise", 0.0)))
         report(step, val_loss=loss, val_ppl=math.exp(loss), tokens=step * tokens_per_step,
                train_seconds=step * seconds_per_step)
