@@ -156,7 +156,8 @@ class AnyPruner(BasePruner):
         return False
 
 
-def _patient(options: dict[str, Any]) -> BasePruner:
+def _patient(**options: Any) -> BasePruner:
+    """``PatientPruner``; ``wrapped`` is a pruner component (name + options) or absent."""
     opts = dict(options)
     wrapped = opts.pop("wrapped", None)
     inner = build_one(Component.model_validate(wrapped)) if wrapped else None

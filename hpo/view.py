@@ -54,6 +54,17 @@ class CurveView(BaseStorage):
         self._current._system_attrs[f"hpo:m:{step}"] = metrics
         return self._current
 
+    def _snapshot(self) -> FrozenTrial:
+        """The running trial as read now: later writes must not show through, as with a real
+        storage (successive halving reads the trials, then writes the trial's rung, then counts
+        the rung values it read plus the trial's own; a live object would count it twice)."""
+        assert self._current is not None
+        t = copy.copy(self._current)
+        t.intermediate_values = dict(t.intermediate_values)
+        t._system_attrs = dict(t._system_attrs)
+        t._user_attrs = dict(t._user_attrs)
+        return t
+
     # --- reading ----------------------------------------------------------------------------
     def refresh(self, force: bool = True) -> None:
         now = time.monotonic()
@@ -84,7 +95,7 @@ class CurveView(BaseStorage):
         self.refresh(force=False)
         trials = [*self._finished.values(), *self._others.values()]
         if self._current is not None:
-            trials.append(self._current)
+            trials.append(self._snapshot())
         trials.sort(key=lambda t: t.number)
         if states is not None:
             trials = [t for t in trials if t.state in states]
