@@ -1,0 +1,82 @@
+"""Studies for the results tests: hand-made ones with known trials, and synthetic sweeps run by hpo.
+
+``run_synthetic`` goes through ``hpo.runner`` with ``objectives.synthetic:train`` (no sleeping,
+no training), so the study carries everything a real one does: spec, curves, ``hpo:m:<step>``
+metrics, prune and stop reasons.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from hpo.runner import SPEC_ATTR, optimize
+from hpo.spec import StudySpec, parse_spec
+from hpo.storage import open_storage
+
+LR = FloatDistribution(1e-4, 1e-1, log=True)
+WIDTH = CategoricalDistribution([64, 128])
+KNOWN_SPEC = {"study": "known", "objective": "objectives.synthetic:train", "metrics": {"val_loss": "minimize"},
+              "fixed": {"steps": 30, "seq_len": 64},
+              "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                        "width": {"type": "categorical", "choices": [64, 128]}}}
+
+
+def _trial(state: TrialState, value: float | None, lr: float, width: int, **attrs: Any) -> optuna.trial.FrozenTrial:
+    return optuna.create_trial(state=state, value=value, params={"lr": lr, "width": width},
+                               distributions={"lr": LR, "width": WIDTH}, user_attrs=attrs,
+                               intermediate_values={1: 5.0, 2: value or 5.0})
+
+
+def known_study(url: str, name: str = "known") -> optuna.Study:
+    """Five trials whose ranking, compute and top-1 per axis are worked out by hand in the tests."""
+    study = optuna.create_study(study_name=name, storage=open_storage(url), direction="minimize")
+    study.set_metric_names(["val_loss"])
+    study.set_user_attr(SPEC_ATTR, {**KNOWN_SPEC, "study": name})
+    prune = {"pruner": "kill_rule", "step": 2, "tokens": 400.0, "value": 4.0, "reference": 3.2, "difference": 0.8}
+    study.add_trials([
+        _trial(TrialState.COMPLETE, 3.0, 0.01, 64, train_seconds=10.0, tokens=1000, reached_target=True,
+               time_to_target=8.0, val_ppl=20.1),
+        _trial(TrialState.COMPLETE, 2.5, 0.02, 128, train_seconds=20.0, tokens=2000, reached_target=False,
+               time_to_target=40.0, val_ppl=12.2),
+        _trial(TrialState.PRUNED, 4.0, 0.001, 64, train_seconds=4.0, tokens=400, prune_reason=prune),
+        _trial(TrialState.FAIL, None, 0.1, 128, fail_reason="RuntimeError: boom"),
+        _trial(TrialState.COMPLETE, 2.8, 0.005, 64, train_seconds=30.0, tokens=3000, val_ppl=16.4),
+    ])
+    return study
+
+
+def known_mo_study(url: str, name: str = "known_mo") -> optuna.Study:
+    """Four trials: (1,3), (2,2), (3,1) form the Pareto front; (2.5,2.5) is dominated by (2,2)."""
+    study = optuna.create_study(study_name=name, storage=open_storage(url), directions=["minimize", "minimize"])
+    study.set_metric_names(["val_loss", "train_seconds"])
+    points = [(2.5, 2.5), (3.0, 1.0), (1.0, 3.0), (2.0, 2.0)]
+    study.add_trials([optuna.create_trial(values=list(v), params={"lr": 0.01 * (i + 1)}, distributions={"lr": LR})
+                      for i, v in enumerate(points)])
+    return study
+
+
+def synthetic_spec(name: str, multi_objective: bool = False, n_trials: int = 16, **changes: Any) -> StudySpec:
+    """A random-sampled synthetic sweep over lr (matters most), width (a little), dropout (not at all)."""
+    metrics = {"val_loss": "minimize", "train_seconds": "minimize"} if multi_objective else {"val_loss": "minimize"}
+    data = {
+        "study": name, "objective": "objectives.synthetic:train", "metrics": metrics, "n_trials": n_trials,
+        "sampler": {"name": "random", "options": {"seed": 7}},
+        "pruners": [{"name": "median", "options": {"n_startup_trials": 4, "n_warmup_steps": 4}}],
+        "fixed": {"steps": 8, "seconds_per_step": 0.5},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                  "width": {"type": "int", "low": 128, "high": 256, "step": 64},
+                  "dropout": {"type": "float", "low": 0.0, "high": 0.5}},
+        **changes,
+    }
+    return parse_spec(data, "test")
+
+
+def run_synthetic(url: str, name: str, multi_objective: bool = False, n_trials: int = 16,
+                  **changes: Any) -> optuna.Study:
+    spec = synthetic_spec(name, multi_objective, n_trials, **changes)
+    return optimize(spec, url, out=io.StringIO())

@@ -1,0 +1,123 @@
+"""``hpo report``: contents against hand-made trials, formats round-trip, the CLI end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from hpo.cli import main
+from hpo.bulk import read_trials
+from hpo.errors import HpoError
+from hpo.report import build_report, render
+from made_studies import known_mo_study, known_study, run_synthetic
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def test_ranked_rows_counts_compute_and_reasons(url: str) -> None:
+    report = build_report(known_study(url), axes=["width"])
+    assert [r["number"] for r in report.trials] == [1, 4, 0, 2, 3]
+    assert [r["rank"] for r in report.trials] == [1, 2, 3, None, None]
+    assert report.counts == {"COMPLETE": 3, "FAIL": 1, "PRUNED": 1}
+    best = report.trials[0]
+    assert best["val_loss"] == 2.5 and best["lr"] == 0.02 and best["width"] == 128
+    assert best["train_seconds"] == 20.0 and best["tokens"] == 2000 and best["val_ppl"] == 12.2
+    assert best["reached_target"] is False and best["time_to_target"] == 40.0
+    by_number = {r["number"]: r for r in report.trials}
+    assert by_number[0]["reached_target"] is True
+    assert by_number[2]["reason"].startswith("kill_rule: pruned at step 2")
+    assert "vs reference 3.2" in by_number[2]["reason"]
+    assert by_number[3]["reason"] == "RuntimeError: boom"
+    c = report.compute
+    # Median COMPLETE trial: 20 s, 2000 tokens; the one pruned trial used 4 s, 400 tokens.
+    assert c["seconds_saved"] == 16.0 and c["tokens_saved"] == 1600.0 and c["pruned"] == 1
+    assert c["seconds_spent"] == pytest.approx(64.0, abs=1.0)  # + the failed trial's duration
+    assert c["tokens_spent"] == 6400.0
+
+
+def test_top1_per_axis_picks_the_value_of_the_best_trial_using_it(url: str) -> None:
+    top = build_report(known_study(url), axes=["width", "lr"]).top1
+    assert top["width"]["width"] == 128 and top["width"]["trial"] == 1
+    assert top["width"]["by_value"] == [
+        {"width": 128, "val_loss": 2.5, "trial": 1, "n_trials": 1},
+        {"width": 64, "val_loss": 2.8, "trial": 4, "n_trials": 2},
+    ]
+    assert top["lr"]["trial"] == 1 and top["width"]["params"] == {"lr": 0.02, "width": 128}
+
+
+def test_unknown_axis_or_metric_is_one_line(url: str) -> None:
+    study = known_study(url)
+    with pytest.raises(HpoError, match=r"--axes depth: no trial has this parameter \(fix: one of lr, width\)"):
+        build_report(study, axes=["depth"])
+    with pytest.raises(HpoError, match="--metric loss: not an objective"):
+        build_report(study, axes=["lr"], metric="loss")
+
+
+def test_multi_objective_puts_the_pareto_front_first(url: str) -> None:
+    report = build_report(known_mo_study(url))
+    assert report.pareto_front == [1, 2, 3]
+    assert [(r["number"], r["front"]) for r in report.trials] == [(2, 1), (3, 1), (1, 1), (0, 2)]
+    assert report.trials[0]["val_loss"] == 1.0 and report.trials[0]["train_seconds"] == 3.0
+    assert "pareto front: trials 1, 2, 3" in render(report, "table")
+
+
+def test_csv_json_and_jsonl_round_trip(url: str) -> None:
+    report = build_report(known_study(url), axes=["width"])
+    from_json = json.loads(render(report, "json"))
+    assert from_json["counts"] == report.counts and from_json["top1"]["width"]["trial"] == 1
+    assert from_json["trials"] == report.trials
+    assert [json.loads(line) for line in render(report, "jsonl").splitlines()] == report.trials
+    csv = pd.read_csv(io.StringIO(render(report, "csv")))
+    assert csv.astype(object).where(csv.notna(), None).to_dict("records") == report.trials
+
+
+def test_table_names_everything_a_person_looks_for(url: str) -> None:
+    text = render(build_report(known_study(url), axes=["width"]), "table")
+    assert text.startswith("study known: minimize val_loss\ntrials: 3 COMPLETE, 1 FAIL, 1 PRUNED\n")
+    assert "16.0 s saved by pruning 1 trials" in text and "1,600 saved" in text
+    assert "top-1 width = 128 (trial 1, by best val_loss)" in text
+    assert "RuntimeError: boom" in text
+
+
+def test_bulk_read_equals_optunas_trials(url: str) -> None:
+    study = run_synthetic(url, "bulk", n_trials=6)
+    assert read_trials(study, curves=True) == study.get_trials()
+    light = read_trials(study)
+    assert all(not t.intermediate_values and not any(k.startswith("hpo:m:") for k in t.system_attrs)
+               for t in light)
+    assert [t.user_attrs for t in light] == [t.user_attrs for t in study.get_trials()]
+
+
+def test_report_works_on_a_journal_storage(tmp_path: Path) -> None:
+    study = known_study(f"journal:{tmp_path / 'j.log'}")
+    assert [r["number"] for r in build_report(study).trials] == [1, 4, 0, 2, 3]
+
+
+def test_cli_report_on_a_synthetic_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = run_synthetic(url, "sweep", n_trials=12)
+    out = tmp_path / "r" / "report.json"
+    assert main(["report", "--study", "sweep", "--storage", url, "--format", "json", "--out", str(out),
+                 "--axes", "width"]) == 0
+    data = json.loads(out.read_text())
+    states = [t.state.name for t in study.get_trials()]
+    assert data["counts"] == {s: states.count(s) for s in sorted(set(states))}
+    assert data["counts"].get("PRUNED", 0) > 0, "the median pruner should prune some synthetic trials"
+    pruned = [r for r in data["trials"] if r["state"] == "PRUNED"]
+    assert all(r["reason"].startswith("median: pruned at step") for r in pruned)
+    assert data["compute"]["seconds_saved"] > 0
+    assert data["trials"][0]["val_loss"] == study.best_value
+    capsys.readouterr()
+    assert main(["report", "--study", "sweep", "--storage", url, "--top", "3"]) == 0
+    assert capsys.readouterr().out.count("COMPLETE") >= 3
+    assert main(["report", "--study", "nope", "--storage", url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hpo studies" in err
