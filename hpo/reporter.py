@@ -99,8 +99,9 @@ class TrialReporter:
             return {"reached_target": True, "time_to_target": self.time_to_target}
         if self.best_target is None:
             gap = 1.0
-        else:
-            gap = abs(self.best_target - target.level) / max(abs(target.level), 1e-12)
+        else:  # 0 for a trial that crossed only at the report that spent the budget
+            sign = 1.0 if target.below is not None else -1.0
+            gap = max(0.0, sign * (self.best_target - target.level)) / max(abs(target.level), 1e-12)
         return {"reached_target": False, "time_to_target": budget * (1.0 + gap)}
 
     def close(self) -> None:
