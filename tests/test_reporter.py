@@ -1,0 +1,156 @@
+"""The reporter: divergence, target and budget stops, durable writes, pruning in multi-objective studies."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from conftest import run_hpo
+from curves import Curve, loss_rows, pruned_steps, replay, run_hpo_curves
+from hpo.pruners import REASON_ATTR
+from hpo.storage import metric_key, open_storage
+
+TARGET = {"target": {"metric": "val_loss", "below": 2.0}, "trial_budget_seconds": 10.0,
+          "metrics": {"val_loss": "minimize", "time_to_target": "minimize"}}
+
+
+def timed(losses: list[float], seconds: list[float]) -> Curve:
+    """``val_loss`` rows with the given ``train_seconds`` clock."""
+    return [{**row, "train_seconds": s} for row, s in zip(loss_rows(losses), seconds, strict=True)]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_value_is_pruned_at_once_with_the_reason(bad: float) -> None:
+    study = run_hpo_curves([loss_rows([3.0, bad, 1.0])], [])  # no pruner configured: still pruned
+    t = study.trials[0]
+    assert t.state == TrialState.PRUNED and sorted(t.intermediate_values) == [1, 2]
+    assert t.user_attrs["stop_reason"] == f"val_loss is {bad} at step 2 (diverged)"
+    stored = t.intermediate_values[2]
+    assert math.isnan(stored) if math.isnan(bad) else stored == bad
+
+
+def test_target_crossing_completes_with_time_to_target_even_when_a_pruner_would_prune() -> None:
+    # The threshold pruner would prune step 3 (1.9 > 1.0 after 3 warm-up steps); the target wins.
+    curve = timed([3.0, 2.5, 1.9, 1.5], [1.0, 2.0, 3.5, 4.0])
+    study = run_hpo_curves([curve], [{"name": "threshold", "options": {"upper": 1.0, "n_warmup_steps": 3}}],
+                           **TARGET)
+    t = study.trials[0]
+    assert t.state == TrialState.COMPLETE and t.last_step == 3
+    assert t.values == [1.9, 3.5]  # val_loss, time_to_target
+    assert t.user_attrs["reached_target"] is True
+    assert "target val_loss < 2 reached at step 3" in t.user_attrs["stop_reason"]
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ([3.0, 2.4, 2.5, 1.0], 10.0 * (1 + 0.4 / 2.0)),  # best 2.4 stayed 20 % short of 2.0 -> 12 s
+        ([3.0, 2.4, 1.5, 1.0], 10.0),  # crossed only at the report that spent the budget: gap 0
+    ],
+    ids=["short", "crossed-late"],
+)
+def test_budget_completes_with_a_censored_time_to_target(losses: list[float], expected: float) -> None:
+    study = run_hpo_curves([timed(losses, [4.0, 8.0, 12.0, 16.0])], [], **TARGET)
+    t = study.trials[0]
+    assert t.state == TrialState.COMPLETE and t.last_step == 3  # 12 s >= the 10 s budget
+    assert t.user_attrs["reached_target"] is False
+    assert t.values[1] == pytest.approx(expected)  # time_to_target
+    assert t.user_attrs["stop_reason"] == "time budget of 10 s spent at step 3"
+
+
+def test_budget_without_a_target_value_censors_at_twice_the_budget() -> None:
+    target = {**TARGET, "target": {"metric": "other_loss", "below": 2.0}}  # never reported: gap 1
+    study = run_hpo_curves([timed([3.0], [12.0])], [], **target)
+    assert study.trials[0].values == [3.0, 20.0]
+
+
+def checking_replay(url: str, study_name: str, seen: list[int]) -> Callable[[Curve, Callable[..., None]], Any]:
+    """A replay that reads every report back through a separate storage as soon as report() returns."""
+    other = open_storage(url)
+
+    def train(rows: Curve, report: Callable[..., None]) -> dict[str, float]:
+        for step, row in enumerate(rows, start=1):
+            report(step, **row)
+            (running,) = optuna.load_study(study_name=study_name, storage=other).get_trials(
+                states=(TrialState.RUNNING,))
+            assert running.intermediate_values[step] == row["val_loss"]
+            assert running.system_attrs[metric_key(step)] == row
+            seen.append(step)
+        return {}
+
+    return train
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_every_report_is_in_the_database_when_report_returns(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    name, seen = f"durable_{uuid.uuid4().hex[:8]}", []
+    curve = [{**row, "val_ppl": math.exp(row["val_loss"])} for row in loss_rows([3.0, 2.5, 2.2, 2.1])]
+    run_hpo_curves([curve], [], url=url, train=checking_replay(url, name, seen), study=name)
+    assert seen == [1, 2, 3, 4]
+
+
+# --- through the CLI: the same pruners in single- and multi-objective studies ------------------
+
+CLI_PRUNERS = {
+    "median": [{"name": "median", "options": {"n_startup_trials": 3, "n_warmup_steps": 1}}],
+    "kill_rule+asha": [
+        {"name": "kill_rule", "options": {"metric": "val_ppl", "min_tokens": 4096, "threshold": 2.0}},
+        {"name": "successive_halving", "options": {"min_resource": 2, "reduction_factor": 2}},
+    ],
+}
+OBJECTIVES = {"single": {"val_loss": "minimize"}, "multi": {"val_loss": "minimize", "train_seconds": "minimize"}}
+
+
+def cli_study(workdir: Path, pruners: list[dict[str, Any]], metrics: dict[str, str]) -> optuna.Study:
+    """Run a synthetic study through ``python -m hpo optimize`` and load it."""
+    name = f"cli_{len(metrics)}"
+    spec = {
+        "study": name, "objective": "objectives.synthetic:train", "metrics": metrics, "n_trials": 12,
+        "sampler": {"name": "random", "options": {"seed": 3}}, "pruners": pruners,
+        "fixed": {"steps": 10, "noise": 0.02},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+                  "width": {"type": "int", "low": 16, "high": 128, "step": 16}},
+    }
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    url = f"sqlite:///{workdir / (name + '.db')}"
+    done = run_hpo("optimize", "--spec", str(path), "--storage", url, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+@pytest.mark.parametrize("pruners", [
+    "kill_rule+asha",
+    pytest.param("median", marks=pytest.mark.slow),  # two more CLI runs of the same code path
+])
+def test_same_pruners_decide_the_same_in_single_and_multi_objective_studies(workdir: Path, pruners: str) -> None:
+    single, multi = (cli_study(workdir, CLI_PRUNERS[pruners], OBJECTIVES[k]) for k in ("single", "multi"))
+    assert [t.params for t in single.trials] == [t.params for t in multi.trials]
+    steps = pruned_steps(multi)
+    assert 0 < sum(s is not None for s in steps) < len(steps)
+    assert pruned_steps(single) == steps
+    fired = set()
+    for t in multi.trials:
+        assert len(t.intermediate_values) == t.last_step > 0  # the whole curve is in the storage
+        if t.state == TrialState.PRUNED:
+            fired.add(t.user_attrs[REASON_ATTR]["pruner"])
+            assert t.user_attrs[REASON_ATTR] == single.trials[t.number].user_attrs[REASON_ATTR]
+        else:
+            assert t.state == TrialState.COMPLETE and len(t.values) == 2
+    assert fired == {p["name"] for p in CLI_PRUNERS[pruners]}
+
+
+def test_replay_helper_reports_rows_in_order() -> None:
+    got: list[tuple[int, dict[str, float]]] = []
+    replay([{"val_loss": 2.0}, {"step": 7, "val_loss": 1.0}], lambda step, **m: got.append((step, m)))
+    assert got == [(1, {"val_loss": 2.0}), (7, {"val_loss": 1.0})]
