@@ -80,3 +80,21 @@ def run_synthetic(url: str, name: str, multi_objective: bool = False, n_trials: 
                   **changes: Any) -> optuna.Study:
     spec = synthetic_spec(name, multi_objective, n_trials, **changes)
     return optimize(spec, url, out=io.StringIO())
+
+
+_SHARED: dict[str, str] = {}
+
+
+def shared_sweeps(factory: Any) -> str:
+    """Storage URL holding synthetic sweeps "so" (30 trials) and "mo" (24, val_loss and
+    train_seconds), built once per test process; tests must only read them.
+
+    The synthetic loss depends on lr far more than on width (128..256) and not at all on
+    dropout; its train_seconds depends on width alone.
+    """
+    if "url" not in _SHARED:
+        url = f"sqlite:///{factory.mktemp('sweeps') / 'studies.db'}"
+        run_synthetic(url, "so", n_trials=30)
+        run_synthetic(url, "mo", multi_objective=True, n_trials=24)
+        _SHARED["url"] = url
+    return _SHARED["url"]

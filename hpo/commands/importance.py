@@ -1,0 +1,27 @@
+"""``hpo importance``: which parameters mattered, per objective, as a table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hpo.cli import _add_storage, _add_study, _load_study
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    from hpo.importance import importance_table, importances
+
+    df = importances(_load_study(args), evaluator=args.evaluator, metric=args.metric)
+    print(df.to_csv() if args.format == "csv" else importance_table(df, args.evaluator), end="")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("importance", help="parameter importances per objective (PED-ANOVA or fANOVA)")
+    _add_study(p, spec=False)
+    _add_storage(p)
+    p.add_argument("--evaluator", choices=("ped-anova", "fanova"), default="ped-anova",
+                   help="Optuna importance evaluator (default: ped-anova)")
+    p.add_argument("--metric", help="only this objective (default: every objective)")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(func=cmd_importance)
