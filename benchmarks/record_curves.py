@@ -1,0 +1,150 @@
+"""Record full-length nGPT learning curves into a table, for replay benchmarks (issues 4 and 5).
+
+Every config runs ``objectives.ngpt_ttt:train`` to ``max_steps`` with no target and no pruning,
+and every report becomes one row of ``benchmarks/data/ngpt_curves.csv``: ``config_id``, the
+searched parameters, ``step``, ``tokens``, ``train_seconds``, ``val_loss``, ``val_ppl``,
+``train_loss`` and ``wall_seconds``. A run that diverges reports ``val_loss=nan`` and ends there,
+as it would in a study.
+
+**Configs** form a grid over the space of ``search_spaces/ngpt_ttt.yaml``: categorical and boolean
+parameters take all their choices, numeric ones ``--levels`` levels (log-spaced for log parameters,
+integer and step constraints respected). ``config_id`` is the point's index in that full grid, and
+points are recorded in a fixed shuffled order, so any prefix of the run is a spread-out sample of
+the grid and a later run with a larger ``--n-configs`` extends the table (ids already in the CSV are
+skipped). ``ngpt_curves.meta.json`` records the preset, the levels and the grid size.
+
+**Preset** (``PRESET``, smaller than the spec's CPU study so that a config costs ~20-40 s on one
+shared core): d_model 64, 2 layers, 2 heads, seq_len 64, 200 steps (~0.2 M tokens at batch 16),
+validation every 10 steps on 2 fixed batches, one torch thread, CPU. The spec's other fixed values
+(dataset, warm-up, ...) are kept; a searched ``batch_size`` stays searched.
+
+Run it in the background, one process::
+
+    nohup python benchmarks/record_curves.py --n-configs 60 --minutes 40 \\
+        > benchmarks/data/record_curves.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+PRESET: dict[str, Any] = {
+    "d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "max_steps": 200, "val_freq": 10,
+    "val_batches": 2, "threads": 1, "device": "cpu",
+}
+CURVE_COLUMNS = ["step", "tokens", "train_seconds", "val_loss", "val_ppl", "train_loss", "wall_seconds"]
+
+
+def levels(param: FloatParam | IntParam | CategoricalParam, n: int) -> list[Any]:
+    """The grid levels of one parameter."""
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    lo, hi = float(param.low), float(param.high)
+    if param.log:
+        raw = np.exp(np.linspace(math.log(lo), math.log(hi), n))
+    else:
+        raw = np.linspace(lo, hi, n)
+    if isinstance(param, IntParam):
+        snapped = [param.low + round((v - param.low) / param.step) * param.step for v in raw]
+        return sorted({int(min(max(v, param.low), param.high)) for v in snapped})
+    if param.step:
+        return sorted({round(param.low + round((v - lo) / param.step) * param.step, 12) for v in raw})
+    return [float(f"{v:.4g}") for v in raw]
+
+
+def grid(spec: StudySpec, n_levels: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Parameter names and every grid point, in the grid's natural (row-major) order."""
+    names = list(spec.space)
+    return names, list(itertools.product(*(levels(spec.space[k], n_levels) for k in names)))
+
+
+def recorded_ids(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    with path.open() as f:
+        return {int(row["config_id"]) for row in csv.DictReader(f)}
+
+
+class RowReporter:
+    """Collects every report of one run (the objective only calls it; nothing is ever stopped)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.start = time.perf_counter()
+
+    def __call__(self, step: int, **metrics: float) -> None:
+        self.rows.append({"step": step, **metrics, "wall_seconds": time.perf_counter() - self.start})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", default=str(ROOT / "search_spaces" / "ngpt_ttt.yaml"))
+    p.add_argument("--out", default=str(DATA / "ngpt_curves.csv"))
+    p.add_argument("--n-configs", type=int, default=60, help="new configs to record in this run")
+    p.add_argument("--minutes", type=float, default=40.0, help="start no new config after this long")
+    p.add_argument("--levels", type=int, default=4, help="levels per numeric parameter")
+    p.add_argument("--seed", type=int, default=0, help="order in which the grid is visited")
+    p.add_argument("--max-steps", type=int, default=PRESET["max_steps"])
+    args = p.parse_args(argv)
+
+    from objectives.ngpt_ttt import train
+
+    spec = load_spec(args.spec, check_objective=False)
+    names, points = grid(spec, args.levels)
+    base = {**spec.fixed, **PRESET, "max_steps": args.max_steps}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"spec": str(Path(args.spec).relative_to(ROOT)) if Path(args.spec).is_relative_to(ROOT) else args.spec,
+            "fixed": base, "levels": {k: levels(spec.space[k], args.levels) for k in names},
+            "grid_size": len(points), "order_seed": args.seed}
+    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    order = list(range(len(points)))
+    random.Random(args.seed).shuffle(order)
+    done = recorded_ids(out)
+    todo = [i for i in order if i not in done][: args.n_configs]
+    print(f"grid of {len(points)} configs over {names}; {len(done)} recorded, recording {len(todo)}", flush=True)
+    deadline = time.monotonic() + 60 * args.minutes
+    header = ["config_id", *names, *CURVE_COLUMNS]
+    for n, cid in enumerate(todo, start=1):
+        if time.monotonic() >= deadline:
+            print(f"stopping: {args.minutes:g} min spent", flush=True)
+            break
+        params = dict(zip(names, points[cid], strict=True))
+        reporter = RowReporter()
+        try:
+            summary = train({**base, **params}, reporter)
+        except Exception as e:  # noqa: BLE001 - record what we can, keep going
+            print(f"config {cid} {params}: {type(e).__name__}: {e}", flush=True)
+            continue
+        new_file = not out.exists()
+        with out.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            for row in reporter.rows:
+                writer.writerow({"config_id": cid, **params, **row})
+        print(f"[{n}/{len(todo)}] config {cid} {params}: final val_loss {summary['val_loss']:.4f} "
+              f"in {summary['train_seconds']:.1f} s train, {summary['wall_seconds']:.1f} s wall", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
