@@ -17,7 +17,7 @@ from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import HpoError
-from hpo.report import metric_names
+from hpo.study_info import metric_names, objective
 
 EVALUATORS: dict[str, Callable[[], BaseImportanceEvaluator]] = {
     "ped-anova": PedAnovaImportanceEvaluator,
@@ -45,13 +45,8 @@ def quiet_optuna() -> Iterator[None]:
 def objective_target(study: optuna.Study, metric: str | None, lower_is_better: bool = False
                      ) -> tuple[str, Callable[[FrozenTrial], float] | None]:
     """(name, target) for one objective; target None for a single-objective study's own value."""
-    names = metric_names(study)
-    name = metric or names[0]
-    if name not in names:
-        raise HpoError(f"--metric {name}: not an objective of study '{study.study_name}' "
-                       f"(fix: one of {', '.join(names)})")
-    k = names.index(name)
-    if len(names) == 1 and not lower_is_better:
+    name, k = objective(study, metric)
+    if len(study.directions) == 1 and not lower_is_better:
         return name, None
     sign = -1.0 if lower_is_better and study.directions[k] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     return name, lambda t: sign * t.values[k]

@@ -20,17 +20,10 @@ from optuna.trial import FrozenTrial
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.importance import make_evaluator, objective_target, quiet_optuna
-from hpo.runner import SPEC_ATTR
-from hpo.spec import StudySpec, parse_spec
 from hpo.storage import trial_metrics
+from hpo.study_info import study_spec
 
 STATE_STYLE = {"COMPLETE": "solid", "PRUNED": "dot", "FAIL": "dash", "RUNNING": "longdash"}
-
-
-def study_spec(study: optuna.Study) -> StudySpec | None:
-    """The spec ``hpo`` stored with the study, or None for a plain Optuna study."""
-    data = study.user_attrs.get(SPEC_ATTR)
-    return parse_spec(data, f"study {study.study_name} user attr {SPEC_ATTR}") if data else None
 
 
 def figure(study: optuna.Study, kind: str, metric: str | None = None, evaluator: str = "ped-anova") -> go.Figure:

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.reporter import prune_text
+from hpo.study_info import metric_names, objective
 
 KNOWN_ATTRS = ("reached_target", "time_to_target", "tokens", "train_seconds", "wall_seconds")
 REASON_ATTRS = ("fail_reason", "stop_reason", "prune_reason")
@@ -50,10 +51,6 @@ class Report:
     pareto_front: list[int] | None
     top1: dict[str, dict[str, Any]] = field(default_factory=dict)
     trials: list[dict[str, Any]] = field(default_factory=list)
-
-
-def metric_names(study: optuna.Study) -> list[str]:
-    return list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
 
 
 def build_report(
@@ -79,7 +76,7 @@ def build_report(
         counts=dict(sorted(Counter(t.state.name for t in trials).items())),
         compute=compute_accounting(trials),
         pareto_front=pareto,
-        top1=top1_per_axis(ranked, names, directions, list(axes), metric),
+        top1=top1_per_axis(ranked, names, directions, list(axes), objective(study, metric)[0]),
         trials=rows[:limit] if limit else rows,
     )
 
@@ -211,18 +208,15 @@ def top1_per_axis(
     names: list[str],
     directions: list[str],
     axes: list[str],
-    metric: str | None,
+    metric: str,
 ) -> dict[str, dict[str, Any]]:
     """Per named parameter: the best trial for each of its values, and the best value (top-1).
 
     Like the seeds' phase-1 aggregation: which embedding ratio wins, judged by the best
-    trial that used it. Only COMPLETE trials count; ``metric`` defaults to the first objective.
+    trial that used it, by objective ``metric``. Only COMPLETE trials count.
     """
     if not axes:
         return {}
-    metric = metric or names[0]
-    if metric not in names:
-        raise HpoError(f"--metric {metric}: not an objective of this study (fix: one of {', '.join(names)})")
     k, sign = names.index(metric), (1.0 if directions[names.index(metric)] == "minimize" else -1.0)
     done = [t for t in ranked if t.state == TrialState.COMPLETE and t.values is not None]
     known = sorted({p for t in ranked for p in t.params})

@@ -57,7 +57,7 @@ def test_unknown_axis_or_metric_is_one_line(url: str) -> None:
     study = known_study(url)
     with pytest.raises(HpoError, match=r"--axes depth: no trial has this parameter \(fix: one of lr, width\)"):
         build_report(study, axes=["depth"])
-    with pytest.raises(HpoError, match="--metric loss: not an objective"):
+    with pytest.raises(HpoError, match="--metric loss: not an objective of study .known."):
         build_report(study, axes=["lr"], metric="loss")
 
 

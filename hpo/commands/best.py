@@ -1,0 +1,36 @@
+"""``hpo best``: the best trial's config and metrics; ``--export DIR`` writes them with its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from hpo.cli import _add_storage, _add_study, _load_study
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hpo.export import export_trial, pick_trial, trial_metadata
+
+    study = _load_study(args)
+    trial = pick_trial(study, metric=args.metric, number=args.trial)
+    if not args.export:
+        print(json.dumps(trial_metadata(study, trial), indent=2, default=str))
+        return 0
+    written = export_trial(study, trial, args.export, args.artifacts)
+    for what, path in written.items():
+        print(f"{what}: {path}", file=sys.stderr)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("best", help="the best trial's config and metrics (--export DIR: files + checkpoint)")
+    _add_study(p, spec=False)
+    _add_storage(p)
+    p.add_argument("--export", metavar="DIR", help="write config.yaml, metrics.json and the checkpoint here")
+    p.add_argument("--metric", help="multi-objective: the Pareto-front trial best in this objective "
+                                    "(default: the first)")
+    p.add_argument("--trial", type=int, help="this trial number instead of the best")
+    p.add_argument("--artifacts", help="artifact store directory (default: $HPO_ARTIFACTS or artifacts/)")
+    p.set_defaults(func=cmd_best)

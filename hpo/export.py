@@ -1,0 +1,141 @@
+"""``hpo best --export``: the best trial as files a person can keep and re-run.
+
+Like the seeds' ``best_model/`` with its metadata, the export directory holds:
+
+* ``config.yaml``: the whole config the training function got (the spec's ``fixed`` plus
+  the trial's params), usable as-is as the ``fixed:`` section of a new spec;
+* ``metrics.json``: study, trial, objective values by name, every recorded metric, params,
+  the last report's metrics, times, and where the checkpoint came from;
+* the trial's newest checkpoint (system attr ``hpo:checkpoint``), when it has one,
+  downloaded from the artifact store under its original file name.
+
+"Best" in a multi-objective study is the Pareto-front trial best in ``metric`` (default:
+the first objective); ``trial`` picks any trial by number instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import FrozenTrial
+
+from hpo.bulk import read_trials
+from hpo.errors import HpoError
+from hpo.report import rank_trials
+from hpo.storage import trial_metrics
+from hpo.study_info import metric_names, objective, study_spec
+
+CHECKPOINT_ATTR = "hpo:checkpoint"
+ARTIFACTS_ENV = "HPO_ARTIFACTS"
+DEFAULT_ARTIFACTS = "artifacts"
+
+
+def artifacts_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """``--artifacts``, else ``$HPO_ARTIFACTS``, else ``artifacts/`` in the working directory."""
+    return Path(path or os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS)
+
+
+def open_artifact_store(path: str | os.PathLike[str] | None = None, create: bool = False) -> FileSystemArtifactStore:
+    """The file-system artifact store at :func:`artifacts_dir` (made first if ``create``)."""
+    where = artifacts_dir(path)
+    if create:
+        where.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(where))
+
+
+def pick_trial(study: optuna.Study, metric: str | None = None, number: int | None = None) -> FrozenTrial:
+    """Trial ``number``, or the best COMPLETE trial (see the module docstring); full attrs and curve."""
+    trials = read_trials(study)
+    if number is not None:
+        found = [t for t in trials if t.number == number]
+        if not found:
+            raise HpoError(f"--trial {number}: study '{study.study_name}' has trials 0..{len(trials) - 1} "
+                           "(fix: pick one from `hpo report`)")
+        return study._storage.get_trial(found[0]._trial_id)
+    _, k = objective(study, metric)
+    directions = [d.name.lower() for d in study.directions]
+    ranked, fronts = rank_trials(trials, directions)
+    front = [t for t in ranked if fronts.get(t.number) == 1]
+    if not front:
+        raise HpoError(f"study '{study.study_name}' has no COMPLETE trial yet (fix: run `hpo optimize` first)")
+    sign = 1.0 if directions[k] == "minimize" else -1.0
+    best = min(front, key=lambda t: (sign * t.values[k], t.number))
+    return study._storage.get_trial(best._trial_id)
+
+
+def trial_config(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """What the training function received: the spec's fixed values, then the trial's params."""
+    spec = study_spec(study)
+    return {**(spec.fixed if spec else {}), **trial.params}
+
+
+def _json_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def trial_metadata(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """Everything known about one trial, JSON-ready."""
+    curve = trial_metrics(trial.system_attrs)
+    last_step = max(curve) if curve else None
+    return {
+        "study": study.study_name,
+        "trial": trial.number,
+        "state": trial.state.name,
+        "values": dict(zip(metric_names(study), map(_json_value, trial.values or []))),
+        "directions": [d.name.lower() for d in study.directions],
+        "metrics": {k: _json_value(v) for k, v in trial.user_attrs.items()},
+        "params": trial.params,
+        "config": trial_config(study, trial),
+        "last_report": None if last_step is None else {"step": last_step, **curve[last_step]},
+        "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
+        "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
+        "checkpoint": trial.system_attrs.get(CHECKPOINT_ATTR),
+    }
+
+
+def download_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: str | os.PathLike[str] | None,
+                        out_dir: Path) -> Path | None:
+    """The trial's newest checkpoint as ``out_dir/<its original file name>``; None without one."""
+    ref = trial.system_attrs.get(CHECKPOINT_ATTR)
+    if not ref:
+        return None
+    artifact_id = ref["artifact_id"]
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+    name = next((m.filename for m in metas if m.artifact_id == artifact_id), None) or "checkpoint"
+    path = out_dir / Path(name).name
+    try:
+        optuna.artifacts.download_artifact(artifact_store=open_artifact_store(artifacts), file_path=str(path),
+                                           artifact_id=artifact_id)
+    except Exception as e:  # noqa: BLE001 - a missing file in any store backend is one line
+        raise HpoError(f"trial {trial.number}: checkpoint artifact {artifact_id} (step {ref.get('step')}) cannot be "
+                       f"read from the artifact store {artifacts_dir(artifacts)}: {type(e).__name__} "
+                       "(fix: --artifacts DIR where the run stored it, or $HPO_ARTIFACTS)") from None
+    return path
+
+
+def export_trial(study: optuna.Study, trial: FrozenTrial, out_dir: str | os.PathLike[str],
+                 artifacts: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write config.yaml, metrics.json and the checkpoint (if any, from the artifact store
+    at ``artifacts``) of ``trial`` to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = trial_metadata(study, trial)
+    values = ", ".join(f"{k}={v:.6g}" for k, v in meta["values"].items() if v is not None)
+    header = (f"# trial {trial.number} of study {study.study_name} ({trial.state.name}{': ' + values if values else ''})\n"
+              "# the full training config; paste it as the fixed: section of a spec to re-run it\n")
+    written = {"config": out / "config.yaml", "metrics": out / "metrics.json"}
+    written["config"].write_text(header + yaml.safe_dump(meta["config"], sort_keys=False))
+    checkpoint = None
+    if trial.system_attrs.get(CHECKPOINT_ATTR):
+        checkpoint = download_checkpoint(study, trial, artifacts, out)
+        written["checkpoint"] = checkpoint
+    meta["checkpoint_file"] = checkpoint.name if checkpoint else None
+    written["metrics"].write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return written

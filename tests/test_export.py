@@ -1,0 +1,99 @@
+"""``hpo best --export``: config, metrics and checkpoint of the best trial, against known trials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from hpo.cli import main
+from hpo.errors import HpoError
+from hpo.export import CHECKPOINT_ATTR, export_trial, open_artifact_store, pick_trial
+from hpo.spec import parse_spec
+from made_studies import KNOWN_SPEC, LR, WIDTH, known_mo_study, known_study
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def _add_best_with_checkpoint(study: optuna.Study, store: Path, tmp_path: Path) -> bytes:
+    """A new best trial (number 5, val_loss 2.0) that saved a checkpoint while running, as runs do."""
+    data = b"\x00weights\xff"
+    src = tmp_path / "ckpt_step30.pt"
+    src.write_bytes(data)
+    trial = study.ask({"lr": LR, "width": WIDTH})
+    artifact_id = optuna.artifacts.upload_artifact(
+        artifact_store=open_artifact_store(store, create=True), file_path=str(src), study_or_trial=trial)
+    study._storage.set_trial_system_attr(trial._trial_id, CHECKPOINT_ATTR, {"artifact_id": artifact_id, "step": 30})
+    trial.set_user_attr("train_seconds", 12.0)
+    study.tell(trial, 2.0)
+    return data
+
+
+def test_export_writes_config_metrics_and_checkpoint(url: str, tmp_path: Path) -> None:
+    study = known_study(url)
+    data = _add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
+    best = pick_trial(study)
+    assert best.number == 5
+    written = export_trial(study, best, tmp_path / "best", tmp_path / "artifacts")
+    config = yaml.safe_load(written["config"].read_text())
+    assert config == {"steps": 30, "seq_len": 64, "lr": best.params["lr"], "width": best.params["width"]}
+    assert "trial 5 of study known (COMPLETE: val_loss=2)" in written["config"].read_text()
+    # The config is a valid fixed: section of the study's spec once the searched params leave space.
+    parse_spec({**KNOWN_SPEC, "fixed": config, "space": {}}, "exported")
+    meta = json.loads(written["metrics"].read_text())
+    assert meta["trial"] == 5 and meta["values"] == {"val_loss": 2.0} and meta["state"] == "COMPLETE"
+    assert meta["metrics"] == {"train_seconds": 12.0} and meta["params"] == best.params
+    assert meta["checkpoint"]["step"] == 30 and meta["checkpoint_file"] == "ckpt_step30.pt"
+    assert written["checkpoint"] == tmp_path / "best" / "ckpt_step30.pt"
+    assert written["checkpoint"].read_bytes() == data
+
+
+def test_no_checkpoint_no_file_and_other_trials_by_number(url: str, tmp_path: Path) -> None:
+    study = known_study(url)
+    written = export_trial(study, pick_trial(study, number=2), tmp_path / "t2")
+    assert set(written) == {"config", "metrics"} and sorted(p.name for p in (tmp_path / "t2").iterdir()) == [
+        "config.yaml", "metrics.json"]
+    meta = json.loads(written["metrics"].read_text())
+    assert meta["state"] == "PRUNED" and meta["checkpoint"] is None and meta["metrics"]["prune_reason"]["step"] == 2
+    with pytest.raises(HpoError, match=r"--trial 9: study 'known' has trials 0\.\.4"):
+        pick_trial(study, number=9)
+    meta = json.loads(export_trial(study, pick_trial(study), tmp_path / "t1")["metrics"].read_text())
+    assert meta["trial"] == 1 and meta["values"] == {"val_loss": 2.5}
+    assert meta["metrics"] == {"train_seconds": 20.0, "tokens": 2000, "reached_target": False,
+                               "time_to_target": 40.0, "val_ppl": 12.2}
+    assert meta["config"] == {"steps": 30, "seq_len": 64, "lr": 0.02, "width": 128}
+
+
+def test_multi_objective_best_is_the_front_trial_best_in_the_metric(url: str) -> None:
+    study = known_mo_study(url)
+    assert pick_trial(study).number == 2  # val_loss 1.0
+    assert pick_trial(study, metric="train_seconds").number == 1  # train_seconds 1.0
+    with pytest.raises(HpoError, match="--metric loss: not an objective"):
+        pick_trial(study, metric="loss")
+
+
+def test_missing_checkpoint_file_is_one_line(url: str, tmp_path: Path) -> None:
+    study = known_study(url)
+    _add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
+    with pytest.raises(HpoError, match=r"checkpoint artifact .* cannot be read from the artifact store .*elsewhere: .* \(fix: --artifacts DIR"):
+        export_trial(study, pick_trial(study), tmp_path / "out", tmp_path / "elsewhere")
+
+
+def test_cli_best(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    study = known_study(url)
+    data = _add_best_with_checkpoint(study, tmp_path / "store", tmp_path)
+    monkeypatch.setenv("HPO_ARTIFACTS", str(tmp_path / "store"))
+    assert main(["best", "--study", "known", "--storage", url, "--export", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "ckpt_step30.pt").read_bytes() == data
+    assert main(["best", "--study", "known", "--storage", url]) == 0
+    assert json.loads(capsys.readouterr().out)["trial"] == 5
+    empty = optuna.create_study(study_name="empty", storage=url)
+    assert main(["best", "--study", empty.study_name, "--storage", url]) == 1
+    assert "has no COMPLETE trial yet" in capsys.readouterr().err
