@@ -8,12 +8,14 @@ metrics, prune and stop reasons.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+from hpo.export import CHECKPOINT_ATTR, open_artifact_store
 from hpo.runner import SPEC_ATTR, optimize
 from hpo.spec import StudySpec, parse_spec
 from hpo.storage import open_storage
@@ -58,6 +60,21 @@ def known_mo_study(url: str, name: str = "known_mo") -> optuna.Study:
     study.add_trials([optuna.create_trial(values=list(v), params={"lr": 0.01 * (i + 1)}, distributions={"lr": LR})
                       for i, v in enumerate(points)])
     return study
+
+
+def add_best_with_checkpoint(study: optuna.Study, store: Path, tmp_path: Path) -> bytes:
+    """A new best trial of a known study (val_loss 2.0) that saved a checkpoint while running,
+    as runs do: uploaded to the artifact store at ``store``, recorded in ``hpo:checkpoint``."""
+    data = b"\x00weights\xff"
+    src = tmp_path / "ckpt_step30.pt"
+    src.write_bytes(data)
+    trial = study.ask({"lr": LR, "width": WIDTH})
+    artifact_id = optuna.artifacts.upload_artifact(
+        artifact_store=open_artifact_store(store, create=True), file_path=str(src), study_or_trial=trial)
+    study._storage.set_trial_system_attr(trial._trial_id, CHECKPOINT_ATTR, {"artifact_id": artifact_id, "step": 30})
+    trial.set_user_attr("train_seconds", 12.0)
+    study.tell(trial, 2.0)
+    return data
 
 
 def synthetic_spec(name: str, multi_objective: bool = False, n_trials: int = 16, **changes: Any) -> StudySpec:

@@ -11,9 +11,9 @@ import yaml
 
 from hpo.cli import main
 from hpo.errors import HpoError
-from hpo.export import CHECKPOINT_ATTR, export_trial, open_artifact_store, pick_trial
+from hpo.export import export_trial, pick_trial
 from hpo.spec import parse_spec
-from made_studies import KNOWN_SPEC, LR, WIDTH, known_mo_study, known_study
+from made_studies import KNOWN_SPEC, add_best_with_checkpoint, known_mo_study, known_study
 
 
 @pytest.fixture
@@ -21,23 +21,9 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'studies.db'}"
 
 
-def _add_best_with_checkpoint(study: optuna.Study, store: Path, tmp_path: Path) -> bytes:
-    """A new best trial (number 5, val_loss 2.0) that saved a checkpoint while running, as runs do."""
-    data = b"\x00weights\xff"
-    src = tmp_path / "ckpt_step30.pt"
-    src.write_bytes(data)
-    trial = study.ask({"lr": LR, "width": WIDTH})
-    artifact_id = optuna.artifacts.upload_artifact(
-        artifact_store=open_artifact_store(store, create=True), file_path=str(src), study_or_trial=trial)
-    study._storage.set_trial_system_attr(trial._trial_id, CHECKPOINT_ATTR, {"artifact_id": artifact_id, "step": 30})
-    trial.set_user_attr("train_seconds", 12.0)
-    study.tell(trial, 2.0)
-    return data
-
-
 def test_export_writes_config_metrics_and_checkpoint(url: str, tmp_path: Path) -> None:
     study = known_study(url)
-    data = _add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
+    data = add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
     best = pick_trial(study)
     assert best.number == 5
     written = export_trial(study, best, tmp_path / "best", tmp_path / "artifacts")
@@ -80,7 +66,7 @@ def test_multi_objective_best_is_the_front_trial_best_in_the_metric(url: str) ->
 
 def test_missing_checkpoint_file_is_one_line(url: str, tmp_path: Path) -> None:
     study = known_study(url)
-    _add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
+    add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
     with pytest.raises(HpoError, match=r"checkpoint artifact .* cannot be read from the artifact store .*elsewhere: .* \(fix: --artifacts DIR"):
         export_trial(study, pick_trial(study), tmp_path / "out", tmp_path / "elsewhere")
 
@@ -88,7 +74,7 @@ def test_missing_checkpoint_file_is_one_line(url: str, tmp_path: Path) -> None:
 def test_cli_best(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                   monkeypatch: pytest.MonkeyPatch) -> None:
     study = known_study(url)
-    data = _add_best_with_checkpoint(study, tmp_path / "store", tmp_path)
+    data = add_best_with_checkpoint(study, tmp_path / "store", tmp_path)
     monkeypatch.setenv("HPO_ARTIFACTS", str(tmp_path / "store"))
     assert main(["best", "--study", "known", "--storage", url, "--export", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "ckpt_step30.pt").read_bytes() == data
