@@ -1,0 +1,71 @@
+"""The notebooks run headless against studies made here, so they never rot; none ships outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from made_studies import run_synthetic, shared_sweeps
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _execute(name: str, cwd: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    """Everything the cells printed or displayed as text."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def _figures(nb: nbformat.NotebookNode) -> int:
+    return sum("application/vnd.plotly.v1+json" in out.get("data", {})
+               for cell in nb.cells for out in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("name", ["importance.ipynb", "two_stage.ipynb"])
+def test_committed_without_outputs(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert 'os.environ.get("STUDY"' in nb.cells[1].source and 'os.environ.get("STORAGE")' in nb.cells[1].source
+
+
+@pytest.mark.parametrize("study", ["so", "mo"])
+def test_importance_notebook(study: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDY", study)
+    monkeypatch.setenv("STORAGE", shared_sweeps(tmp_path_factory))
+    nb = _execute("importance.ipynb", tmp_path)
+    text = _text(nb)
+    assert f"study {study}: minimize val_loss" in text and "lr" in text
+    # importance, history, slice, (pareto), curves, time vs loss
+    assert _figures(nb) == (6 if study == "mo" else 5)
+    assert ("single objective: no Pareto front" in text) == (study == "so")
+
+
+def test_two_stage_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    run_synthetic(url, "sweep", n_trials=8)
+    narrowed = {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+                "width": {"type": "categorical", "choices": [128, 192]}}
+    run_synthetic(url, "sweep_stage2", n_trials=6, space=narrowed, fixed={"steps": 8, "dropout": 0.1},
+                  parent={"study": "sweep", "top_k": 5})
+    monkeypatch.setenv("STUDY", "sweep")
+    monkeypatch.setenv("STORAGE", url)
+    nb = _execute("two_stage.ipynb", tmp_path)
+    text = _text(nb)
+    assert "stage 2 was made from: {'study': 'sweep', 'top_k': 5}" in text
+    assert "sweep_stage2" in text and "0.01 .. 0.1 (log)" in text and "fixed 0.1" in text
+    assert _figures(nb) == 2
