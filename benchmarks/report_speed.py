@@ -30,7 +30,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func, insert, select
+from sqlalchemy import text, func, insert, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -107,6 +107,9 @@ def bulk_add(study: optuna.Study, trials: list[FrozenTrial]) -> None:
         for model, batch in rows.items():
             if batch:
                 conn.execute(insert(model.__table__), batch)
+        if engine.dialect.name == "postgresql":  # explicit ids do not advance the sequence
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('trials', 'trial_id'), "
+                              "(SELECT max(trial_id) FROM trials))"))
 
 
 def build_study(url: str, name: str, n_trials: int, steps: int, seed: int = 0) -> optuna.Study:

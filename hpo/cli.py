@@ -46,14 +46,22 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from hpo.runner import open_session, run
+    from hpo.runner import load_study, open_session, run
     from hpo.spec import find_spec, load_spec
     from hpo.tables import summary
 
     spec = load_spec(find_spec(args.study, args.spec))
     if args.study and args.spec and spec.study != args.study:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
-    session = open_session(spec, args.storage)
+    if args.workers < 1:
+        raise SpecError("command line: --workers must be >= 1")
+    if args.workers > 1:
+        from hpo.workers import run_workers
+
+        load_study(spec, open_storage(args.storage))  # create it once, before the workers race
+        return run_workers(_without_workers(args.argv), args.workers)
+    session = open_session(spec, args.storage, heartbeat=args.heartbeat, grace=args.grace,
+                           max_retry=args.max_retry, artifacts=args.artifacts)
     print(f"study {spec.study} in {redact(resolve_url(args.storage))}", file=sys.stderr)
     try:
         study = run(session, n_trials=args.n_trials, timeout=args.timeout)
@@ -63,6 +71,18 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         return 130
     print(summary(study))
     return 0
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
@@ -90,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(p)
     p.add_argument("--n-trials", type=int, help="total trials the study should hold (default: the spec's n_trials)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after S seconds")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one GPU each on CUDA)")
+    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval in s on an RDB storage (0: off)")
+    p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
+    p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
+    p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("studies", help="list the studies in a storage")
@@ -125,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     signal.signal(signal.SIGTERM, _sigterm)
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args))
     except HpoError as e:

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpo.artifacts import Checkpoints
 from hpo.protocol import StopTrial
 from hpo.pruners import REASON_ATTR
 from hpo.spec import StudySpec
@@ -32,8 +33,10 @@ class TrialReporter:
         view: CurveView,
         pruner_study: optuna.Study,
         frozen: FrozenTrial,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.spec = spec
+        self._checkpoints = checkpoints
         self._writer = writer
         self._view = view
         self._pruner_study = pruner_study
@@ -103,6 +106,15 @@ class TrialReporter:
             sign = 1.0 if target.below is not None else -1.0
             gap = max(0.0, sign * (self.best_target - target.level)) / max(abs(target.level), 1e-12)
         return {"reached_target": False, "time_to_target": budget * (1.0 + gap)}
+
+    def checkpoint(self, state: dict[str, Any]) -> None:
+        """Store a resumable training state in the artifact store (newest wins)."""
+        if self._checkpoints is not None:
+            self._checkpoints.save(state)
+
+    def restore(self) -> dict[str, Any] | None:
+        """The newest checkpoint of this trial or of the trial it retries, if any."""
+        return None if self._checkpoints is None else self._checkpoints.load()
 
     def close(self) -> None:
         self._writer.close()

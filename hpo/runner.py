@@ -6,6 +6,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
@@ -13,10 +14,14 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from optuna.artifacts import FileSystemArtifactStore
+
+from hpo.artifacts import Checkpoints, open_artifact_store
 from hpo.errors import HpoError, SpecError
 from hpo.protocol import StopTrial
 from hpo.pruners import build_pruner
 from hpo.reporter import TrialReporter
+from hpo.retries import RetryFromCheckpoint
 from hpo.samplers import build_sampler
 from hpo.space import suggest_config
 from hpo.spec import StudySpec, dump_spec
@@ -28,6 +33,7 @@ WORKER_ATTR = "hpo:worker"
 FAIL_ATTR = "fail_reason"
 STOP_ATTR = "stop_reason"
 MAX_FAILURES_IN_A_ROW = 5
+DEFAULT_HEARTBEAT = 10  # seconds; a trial silent for 4x this is declared dead
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 
@@ -40,6 +46,10 @@ class Session:
     storage: BaseStorage
     train: Callable[..., dict[str, float]]
     pruner: optuna.pruners.BasePruner
+    artifacts: FileSystemArtifactStore | None = None
+    retry: RetryFromCheckpoint = field(default_factory=RetryFromCheckpoint)
+    total: int = 0
+    current: int | None = None
     failures_in_a_row: int = 0
     ran: list[int] = field(default_factory=list)
 
@@ -61,7 +71,9 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
         )
     names = study.metric_names
     if names is None:
-        study.set_metric_names(list(spec.metrics))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(spec.metrics))
     elif list(names) != list(spec.metrics):
         raise SpecError(
             f"study '{spec.study}' exists with metrics {names}, the spec says {list(spec.metrics)} "
@@ -71,14 +83,29 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
     return study
 
 
-def open_session(spec: StudySpec, storage_url: str | None = None, **storage_kwargs: Any) -> Session:
-    storage = open_storage(storage_url, **storage_kwargs)
+def open_session(
+    spec: StudySpec,
+    storage_url: str | None = None,
+    *,
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    grace: int | None = None,
+    max_retry: int = 3,
+    artifacts: str | None = None,
+) -> Session:
+    """Open the storage (with heartbeats on an RDB), the study, the objective and pruners."""
+    retry = RetryFromCheckpoint(max_retry)
+    kwargs: dict[str, Any] = {}
+    if heartbeat > 0 and not resolve_url(storage_url).startswith("journal:"):
+        kwargs = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
+                      failed_trial_callback=retry)
+    storage = open_storage(storage_url, **kwargs)
     try:
         pruner = build_pruner(spec.pruners)
     except (TypeError, ValueError) as e:
         raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
     study = load_study(spec, storage)
-    return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner)
+    return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
+                   artifacts=open_artifact_store(artifacts), retry=retry, total=spec.n_trials)
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -95,6 +122,7 @@ def fail_dead_local_trials(session: Session) -> list[int]:
             continue
         session.storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, f"worker process {worker['pid']} died")
         session.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        session.retry(session.study, session.storage.get_trial(t._trial_id))
         failed.append(t.number)
     return failed
 
@@ -111,17 +139,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def new_reporter(session: Session, trial: optuna.Trial) -> TrialReporter:
+    """The reporter for one running trial, with its pruners' single-objective view."""
+    spec, storage = session.spec, session.storage
+    # Optuna's cached storage re-reads only unfinished and new trials on each refresh.
+    view = CurveView(session.study._storage, session.study._study_id, spec.curve.direction,
+                     objective_is_curve=list(spec.metrics) == [spec.curve.metric])
+    checkpoints = None if session.artifacts is None else Checkpoints(session.artifacts, storage, trial._trial_id)
+    return TrialReporter(spec, CurveWriter(storage, trial._trial_id), view,
+                         view_study(view, session.study, session.pruner), storage.get_trial(trial._trial_id),
+                         checkpoints)
+
+
 def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
     spec = session.spec
 
     def objective(trial: optuna.Trial) -> list[float]:
         storage, tid = session.storage, trial._trial_id
+        session.current = tid
         storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        _refuse_surplus(session, trial)
         config = suggest_config(trial, spec)
-        view = CurveView(storage, session.study._study_id, spec.curve.direction,
-                         objective_is_curve=list(spec.metrics) == [spec.curve.metric])
-        reporter = TrialReporter(spec, CurveWriter(storage, tid), view,
-                                 view_study(view, session.study, session.pruner), storage.get_trial(tid))
+        reporter = new_reporter(session, trial)
         start = time.perf_counter()
         stop: StopTrial | None = None
         try:
@@ -155,6 +194,15 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
         return [float(metrics[m]) for m in spec.metrics]
 
     return objective
+
+
+def _refuse_surplus(session: Session, trial: optuna.Trial) -> None:
+    """Two workers may both start the last trial; the later one steps back (as FAIL)."""
+    before = [t for t in session.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number]
+    if len(before) >= session.total:
+        reason = f"surplus: the study already had its {session.total} trials when this one started"
+        trial.set_user_attr(FAIL_ATTR, reason)
+        raise HpoError(reason)
 
 
 class Progress:
@@ -204,6 +252,7 @@ def run(
 ) -> optuna.Study:
     """Run trials until the study holds ``n_trials`` (a total, so a re-run resumes)."""
     study, total = session.study, n_trials or session.spec.n_trials
+    session.total = total
     dead = fail_dead_local_trials(session)
     if dead:
         print(f"marked FAIL: trials {dead} (their worker process is gone)", file=out)
@@ -215,10 +264,16 @@ def run(
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"timeout of {timeout:g} s reached", file=out)
                 break
-            trial_id: list[int] = []
-            study.optimize(objective, n_trials=1, catch=(Exception,),
-                           callbacks=[lambda s, t: trial_id.append(t._trial_id)])
-            frozen = session.storage.get_trial(trial_id[0])
+            session.current = None
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+            except KeyboardInterrupt:
+                if session.current is not None:  # FAIL already; queue it to resume from its checkpoint
+                    session.retry(study, session.storage.get_trial(session.current))
+                raise
+            if session.current is None:
+                raise HpoError("no trial could start (fix: check the sampler and the search space)")
+            frozen = session.storage.get_trial(session.current)
             session.ran.append(frozen.number)
             _count_failure(session, frozen)
             progress.update(study, frozen, counted_trials(study))
@@ -246,9 +301,10 @@ def optimize(
     n_trials: int | None = None,
     timeout: float | None = None,
     out: TextIO = sys.stderr,
+    **session_kwargs: Any,
 ) -> optuna.Study:
     """The Python entry point of ``hpo optimize``."""
-    return run(open_session(spec, storage_url), n_trials=n_trials, timeout=timeout, out=out)
+    return run(open_session(spec, storage_url, **session_kwargs), n_trials=n_trials, timeout=timeout, out=out)
 
 
 def describe_storage(url: str | None) -> str:

@@ -41,6 +41,7 @@ class CurveView(BaseStorage):
         self._finished: dict[int, FrozenTrial] = {}
         self._others: dict[int, FrozenTrial] = {}
         self._current: FrozenTrial | None = None
+        self._lists: dict[tuple[int, ...] | None, list[FrozenTrial]] = {}
         self._read_at = -float("inf")
 
     # --- the running trial, kept by the reporter -------------------------------------------
@@ -72,6 +73,7 @@ class CurveView(BaseStorage):
             return
         self._read_at = now
         self._others = {}
+        self._lists = {}
         for t in self._base.get_all_trials(self._study_id, deepcopy=False):
             if t._trial_id in self._finished:
                 continue
@@ -93,13 +95,17 @@ class CurveView(BaseStorage):
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
         self.refresh(force=False)
-        trials = [*self._finished.values(), *self._others.values()]
-        if self._current is not None:
-            trials.append(self._snapshot())
-        trials.sort(key=lambda t: t.number)
-        if states is not None:
-            trials = [t for t in trials if t.state in states]
-        return copy.deepcopy(trials) if deepcopy else trials
+        key = None if states is None else tuple(sorted(s.value for s in states))  # type: ignore[attr-defined]
+        trials = self._lists.get(key)
+        if trials is None:  # rebuilt only after a refresh: finished trials never change
+            trials = [*self._finished.values(), *self._others.values()]
+            if self._current is not None:
+                trials.append(self._current)
+            trials.sort(key=lambda t: t.number)
+            if states is not None:
+                trials = [t for t in trials if t.state in states]
+            self._lists[key] = trials
+        return copy.deepcopy(trials) if deepcopy else list(trials)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         if self._current is not None and trial_id == self._current._trial_id:

@@ -1,0 +1,53 @@
+"""Several worker processes on one machine, each with its share of CPU threads or one GPU.
+
+Each worker is the same ``hpo optimize`` command without ``--workers``: they share the
+study through the storage, so ``--n-trials`` stays the study's total, and workers on other
+machines join the same way (same command, same PostgreSQL or MySQL URL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def worker_env(index: int, n_workers: int, n_gpus: int, cores: int | None = None) -> dict[str, str]:
+    """Environment of worker ``index``: its CPU threads and, on a CUDA machine, its GPU."""
+    env = dict(os.environ)
+    threads = max(1, (cores or os.cpu_count() or 1) // n_workers)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HPO_WORKER=str(index))
+    if n_gpus > 0:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
+    return env
+
+
+def run_workers(argv: list[str], n_workers: int) -> int:
+    """Run ``python -m hpo <argv>`` in ``n_workers`` processes; forward SIGINT/SIGTERM."""
+    n_gpus = gpu_count()
+    procs = [subprocess.Popen([sys.executable, "-m", "hpo", *argv], env=worker_env(i, n_workers, n_gpus))
+             for i in range(n_workers)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return max(codes, key=abs)
