@@ -11,6 +11,7 @@ reasons) go through to the real storage.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import time
 from typing import Any, Container, Sequence
@@ -96,16 +97,16 @@ class CurveView(BaseStorage):
     ) -> list[FrozenTrial]:
         self.refresh(force=False)
         key = None if states is None else tuple(sorted(s.value for s in states))  # type: ignore[attr-defined]
-        trials = self._lists.get(key)
-        if trials is None:  # rebuilt only after a refresh: finished trials never change
-            trials = [*self._finished.values(), *self._others.values()]
-            if self._current is not None:
-                trials.append(self._current)
-            trials.sort(key=lambda t: t.number)
+        others = self._lists.get(key)
+        if others is None:  # rebuilt only after a refresh: finished trials never change
+            others = sorted([*self._finished.values(), *self._others.values()], key=lambda t: t.number)
             if states is not None:
-                trials = [t for t in trials if t.state in states]
-            self._lists[key] = trials
-        return copy.deepcopy(trials) if deepcopy else list(trials)
+                others = [t for t in others if t.state in states]
+            self._lists[key] = others
+        trials = list(others)
+        if self._current is not None and (states is None or self._current.state in states):
+            bisect.insort(trials, self._snapshot(), key=lambda t: t.number)
+        return copy.deepcopy(trials) if deepcopy else trials
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         if self._current is not None and trial_id == self._current._trial_id:
