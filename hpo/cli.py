@@ -55,6 +55,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
     if args.workers < 1:
         raise SpecError("command line: --workers must be >= 1")
+    if args.two_stage or args.dry_run:
+        from hpo.commands.narrow import optimize_two_stage
+
+        return optimize_two_stage(spec, args)
     if args.workers > 1:
         from hpo.workers import run_workers
 
@@ -115,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
     p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
     p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
+    from hpo.commands.narrow import add_options
+
+    add_options(p)  # --two-stage, --dry-run and the narrowing flags
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("studies", help="list the studies in a storage")
