@@ -93,7 +93,7 @@ def _index_rows(counts: list[int], runs: int) -> tuple[np.ndarray, str] | None:
 
 def _latin_hypercube(counts: list[int], runs: int, seed: int) -> np.ndarray:
     """``runs`` rows; column j takes each of its ``counts[j]`` levels runs/counts[j] times (±1)."""
-    u = lhs(len(counts), samples=runs, random_state=seed)
+    u = lhs(len(counts), samples=runs, seed=seed)
     strata = np.minimum(np.floor(u * runs).astype(int), runs - 1)  # a permutation per column
     return np.stack([strata[:, j] * c // runs for j, c in enumerate(counts)], axis=1)
 
