@@ -18,6 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import BaseStorage
 
 CHECKPOINT_ATTR = "hpo:checkpoint"
+CHECKPOINT_PREFIX = "checkpoint-step"
 DEFAULT_DIR = "artifacts"
 
 
@@ -45,7 +46,7 @@ class Checkpoints:
 
         step = int(state.get("step", -1))
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"checkpoint-step{step}.pt"
+            path = Path(tmp) / f"{CHECKPOINT_PREFIX}{step}.pt"
             torch.save(state, path)
             frozen = self._storage.get_trial(self._trial_id)
             artifact_id = upload_artifact(artifact_store=self._store, file_path=str(path),

@@ -115,7 +115,7 @@ def counted_trials(study: optuna.Study) -> int:
 
 def fail_dead_local_trials(session: Session) -> list[int]:
     """RUNNING trials whose worker process on this host is gone are marked FAIL now."""
-    host, failed = socket.gethostname(), []
+    host, failed = host_name(), []
     for t in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.system_attrs.get(WORKER_ATTR) or {}
         if worker.get("host") != host or _alive(int(worker.get("pid", -1))):
@@ -125,6 +125,11 @@ def fail_dead_local_trials(session: Session) -> list[int]:
         session.retry(session.study, session.storage.get_trial(t._trial_id))
         failed.append(t.number)
     return failed
+
+
+def host_name() -> str:
+    """This machine's name for trial ownership (``$HPO_HOST`` overrides, e.g. in containers)."""
+    return os.environ.get("HPO_HOST") or socket.gethostname()
 
 
 def _alive(pid: int) -> bool:
@@ -157,7 +162,7 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
     def objective(trial: optuna.Trial) -> list[float]:
         storage, tid = session.storage, trial._trial_id
         session.current = tid
-        storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": host_name(), "pid": os.getpid()})
         _refuse_surplus(session, trial)
         config = suggest_config(trial, spec)
         reporter = new_reporter(session, trial)

@@ -25,12 +25,18 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
     seconds_per_step = float(config.get("seconds_per_step", 0.01)) * width / 64
     start = time.perf_counter()
     loss = float("nan")
-    for step in range(1, steps + 1):
+    restore = getattr(report, "restore", None)
+    state = restore() if restore else None
+    first = 1 if state is None else int(state["step"]) + 1
+    every = int(config.get("checkpoint_every", 0))
+    for step in range(first, steps + 1):
         if fail_at is not None and step == int(fail_at):
             raise RuntimeError(f"synthetic failure at step {step}")
         time.sleep(float(config.get("sleep_per_step", 0.0)))
         loss = floor + 4.0 * step ** (-speed) + rng.gauss(0, float(config.get("noise", 0.0)))
         report(step, val_loss=loss, val_ppl=math.exp(loss), tokens=step * tokens_per_step,
                train_seconds=step * seconds_per_step)
+        if every and step % every == 0:
+            report.checkpoint({"step": step})
     return {"val_loss": loss, "train_seconds": steps * seconds_per_step,
             "wall_seconds": time.perf_counter() - start}

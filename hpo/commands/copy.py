@@ -1,0 +1,26 @@
+"""``hpo copy``: move studies between storages, with their artifacts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from hpo.storage import redact
+    from hpo.transfer import copy_studies
+
+    done = copy_studies(args.src, args.dst, args.study, args.artifacts_from, args.artifacts_to)
+    for name, trials, artifacts in done:
+        print(f"copied {name}: {trials} trials, {artifacts} artifact files -> {redact(args.dst)}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("copy", help="copy studies (and their artifacts) to another storage")
+    p.add_argument("--from", dest="src", required=True, help="source storage URL")
+    p.add_argument("--to", dest="dst", required=True, help="destination storage URL")
+    p.add_argument("--study", action="append", help="study to copy (repeatable; default: all)")
+    p.add_argument("--artifacts-from", help="source artifact directory (default: $HPO_ARTIFACTS or ./artifacts)")
+    p.add_argument("--artifacts-to", help="destination artifact directory (default: the same)")
+    p.set_defaults(func=cmd_copy)
