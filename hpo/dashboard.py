@@ -15,7 +15,7 @@ from typing import TextIO
 import optuna_dashboard
 
 from hpo.errors import HpoError
-from hpo.export import artifacts_dir, open_artifact_store
+from hpo.artifacts import artifact_dir, open_artifact_store
 from hpo.storage import open_storage, redact, resolve_url
 
 
@@ -23,9 +23,9 @@ def serve(storage_url: str | None = None, host: str = "127.0.0.1", port: int = 8
           artifacts: str | None = None, out: TextIO = sys.stderr) -> None:
     """Run the dashboard until interrupted."""
     storage = open_storage(storage_url)
-    store = open_artifact_store(artifacts, create=True)
+    store = open_artifact_store(artifacts)
     print(f"optuna-dashboard on http://{host}:{port}/dashboard/ for {redact(resolve_url(storage_url))}, "
-          f"artifacts in {artifacts_dir(artifacts)}; Ctrl-C stops it", file=out, flush=True)
+          f"artifacts in {artifact_dir(artifacts)}; Ctrl-C stops it", file=out, flush=True)
     try:
         optuna_dashboard.run_server(storage, host=host, port=port, artifact_store=store)
     except OSError as e:

@@ -6,8 +6,8 @@ Like the seeds' ``best_model/`` with its metadata, the export directory holds:
   the trial's params), usable as-is as the ``fixed:`` section of a new spec;
 * ``metrics.json``: study, trial, objective values by name, every recorded metric, params,
   the last report's metrics, times, and where the checkpoint came from;
-* the trial's newest checkpoint (system attr ``hpo:checkpoint``), when it has one,
-  downloaded from the artifact store under its original file name.
+* the trial's newest checkpoint (system attr ``hpo:checkpoint``, see :mod:`hpo.artifacts`),
+  when it has one, downloaded from the artifact store under its original file name.
 
 "Best" in a multi-objective study is the Pareto-front trial best in ``metric`` (default:
 the first objective); ``trial`` picks any trial by number instead.
@@ -23,32 +23,14 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial
 
+from hpo.artifacts import CHECKPOINT_ATTR, artifact_dir, open_artifact_store
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.report import rank_trials
 from hpo.storage import trial_metrics
 from hpo.study_info import metric_names, objective, study_spec
-
-CHECKPOINT_ATTR = "hpo:checkpoint"
-ARTIFACTS_ENV = "HPO_ARTIFACTS"
-DEFAULT_ARTIFACTS = "artifacts"
-
-
-def artifacts_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """``--artifacts``, else ``$HPO_ARTIFACTS``, else ``artifacts/`` in the working directory."""
-    return Path(path or os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS)
-
-
-def open_artifact_store(path: str | os.PathLike[str] | None = None, create: bool = False) -> FileSystemArtifactStore:
-    """The file-system artifact store at :func:`artifacts_dir` (made first if ``create``)."""
-    where = artifacts_dir(path)
-    if create:
-        where.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(where))
-
 
 def pick_trial(study: optuna.Study, metric: str | None = None, number: int | None = None) -> FrozenTrial:
     """Trial ``number``, or the best COMPLETE trial (see the module docstring); full attrs and curve."""
@@ -108,14 +90,15 @@ def download_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: str 
         return None
     artifact_id = ref["artifact_id"]
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
-    name = next((m.filename for m in metas if m.artifact_id == artifact_id), None) or "checkpoint"
-    path = out_dir / Path(name).name
+    # A retried trial points at its parent's checkpoint, whose metadata is the parent's.
+    name = next((m.filename for m in metas if m.artifact_id == artifact_id), None)
+    path = out_dir / Path(name or f"checkpoint-step{ref.get('step')}.pt").name
     try:
         optuna.artifacts.download_artifact(artifact_store=open_artifact_store(artifacts), file_path=str(path),
                                            artifact_id=artifact_id)
     except Exception as e:  # noqa: BLE001 - a missing file in any store backend is one line
         raise HpoError(f"trial {trial.number}: checkpoint artifact {artifact_id} (step {ref.get('step')}) cannot be "
-                       f"read from the artifact store {artifacts_dir(artifacts)}: {type(e).__name__} "
+                       f"read from the artifact store {artifact_dir(artifacts)}: {type(e).__name__} "
                        "(fix: --artifacts DIR where the run stored it, or $HPO_ARTIFACTS)") from None
     return path
 

@@ -14,6 +14,8 @@ duration (a failed trial records neither).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections import Counter
@@ -23,14 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import optuna
-import pandas as pd
 from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
-from hpo.reporter import prune_text
 from hpo.study_info import metric_names, objective
 
 KNOWN_ATTRS = ("reached_target", "time_to_target", "tokens", "train_seconds", "wall_seconds")
@@ -147,6 +147,8 @@ def reason_text(t: FrozenTrial) -> str | None:
         return str(attrs["stop_reason"])
     prune = attrs.get("prune_reason")
     if isinstance(prune, dict):
+        from hpo.reporter import prune_text  # imports the spec models: only on this rare path
+
         return prune_text(prune, int(prune.get("step", -1)))
     return None
 
@@ -191,16 +193,28 @@ def compute_accounting(trials: list[FrozenTrial]) -> dict[str, Any]:
     }
 
 
-def _axis_groups(values: pd.Series, continuous: bool) -> pd.Series:
-    """Group labels for an axis: its values, or quantile bins ("min..max" of each) for a
-    continuous or crowded numeric one."""
-    crowded = values.nunique() > (AXIS_BINS if continuous else MAX_AXIS_VALUES)
-    if not (crowded and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+def _axis_labels(values: list[Any], continuous: bool) -> list[Any]:
+    """Group label per value of an axis: the value itself, or for a continuous or crowded
+    numeric axis one of ``AXIS_BINS`` equal-count bins, labelled "min..max" of its values."""
+    if not _numbers(values):
         return values
-    codes = pd.qcut(values, AXIS_BINS, labels=False, duplicates="drop")
-    low, high = values.groupby(codes).transform("min"), values.groupby(codes).transform("max")
-    return pd.Series([f"{a:.4g}" if a == b else f"{a:.4g}..{b:.4g}" for a, b in zip(low, high)],
-                     index=values.index)
+    distinct = sorted(set(values))
+    if len(distinct) <= (AXIS_BINS if continuous else MAX_AXIS_VALUES):
+        return values
+    order = sorted(values)
+    first = {}
+    for i, v in enumerate(order):
+        first.setdefault(v, i)  # equal values share a bin
+    bin_of = {v: min(first[v] * AXIS_BINS // len(order), AXIS_BINS - 1) for v in distinct}
+    bins: dict[int, list[float]] = {}
+    for v in distinct:
+        bins.setdefault(bin_of[v], []).append(v)
+    label = {b: f"{vs[0]:.4g}" if len(vs) == 1 else f"{vs[0]:.4g}..{vs[-1]:.4g}" for b, vs in bins.items()}
+    return [label[bin_of[v]] for v in values]
+
+
+def _numbers(values: list[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def top1_per_axis(
@@ -224,28 +238,24 @@ def top1_per_axis(
     for axis in axes:
         if axis not in known:
             raise HpoError(f"--axes {axis}: no trial has this parameter (fix: one of {', '.join(known) or 'none'})")
-        used = [t for t in done if axis in t.params]
+        used = [t for t in done if axis in t.params]  # best first: ``ranked`` is sorted
         if not used:
             continue
-        df = pd.DataFrame({"value": [t.params[axis] for t in used], "score": [sign * t.values[k] for t in used],
-                           "i": range(len(used))})
         dist = used[0].distributions[axis]
         continuous = isinstance(dist, FloatDistribution) and dist.step is None
-        df["group"] = _axis_groups(df["value"], continuous)
-        groups = []
-        for label, g in df.groupby("group", sort=False, dropna=False):
-            best = used[int(g.loc[g["score"].idxmin(), "i"])]
-            groups.append({axis: _plain(label), metric: best.values[k], "trial": best.number, "n_trials": len(g)})
-        groups.sort(key=lambda g: sign * g[metric])
+        best: dict[Any, tuple[FrozenTrial, int]] = {}
+        for t, label in zip(used, _axis_labels([t.params[axis] for t in used], continuous)):
+            champion, n = best.get(label, (t, 0))
+            if sign * t.values[k] < sign * champion.values[k]:
+                champion = t
+            best[label] = (champion, n + 1)
+        groups = [{axis: label, metric: t.values[k], "trial": t.number, "n_trials": n}
+                  for label, (t, n) in best.items()]
+        groups.sort(key=lambda g: (sign * g[metric], g["trial"]))
         winner = next(t for t in used if t.number == groups[0]["trial"])
         out[axis] = {axis: groups[0][axis], "trial": winner.number,
                      **dict(zip(names, winner.values)), "params": dict(winner.params), "by_value": groups}
     return out
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars → Python scalars, so the JSON stays plain."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _json_safe(value: Any) -> Any:
@@ -255,11 +265,7 @@ def _json_safe(value: Any) -> Any:
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
-    return _plain(value)
-
-
-def trials_frame(report: Report) -> pd.DataFrame:
-    return pd.DataFrame(report.trials)
+    return value
 
 
 def render(report: Report, fmt: str) -> str:
@@ -269,7 +275,12 @@ def render(report: Report, fmt: str) -> str:
     Pareto front and top-1 per axis. Non-finite numbers become null in JSON.
     """
     if fmt == "csv":
-        return trials_frame(report).to_csv(index=False)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(report.trials[0]) if report.trials else ["number"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(report.trials)
+        return out.getvalue()
     if fmt == "jsonl":
         return "".join(json.dumps(_json_safe(row)) + "\n" for row in report.trials)
     if fmt == "json":
@@ -301,7 +312,9 @@ def render_table(report: Report) -> str:
     ]
     if report.pareto_front is not None:
         lines.append(f"pareto front: trials {', '.join(map(str, report.pareto_front)) or '-'}")
-    df = trials_frame(report)
+    import pandas as pd  # only the table needs it (0.5-1 s to import)
+
+    df = pd.DataFrame(report.trials)
     if not df.empty:
         df = df.dropna(axis=1, how="all")
         lines += ["", df.to_string(index=False, max_colwidth=70, float_format=lambda v: f"{v:.5g}",

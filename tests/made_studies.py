@@ -8,6 +8,7 @@ metrics, prune and stop reasons.
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from hpo.export import CHECKPOINT_ATTR, open_artifact_store
+from hpo.artifacts import CHECKPOINT_ATTR, open_artifact_store
 from hpo.runner import SPEC_ATTR, optimize
 from hpo.spec import StudySpec, parse_spec
-from hpo.storage import open_storage
+from hpo.storage import metric_key, open_storage
+from objectives.synthetic import train as synthetic_train
 
 LR = FloatDistribution(1e-4, 1e-1, log=True)
 WIDTH = CategoricalDistribution([64, 128])
@@ -29,9 +31,12 @@ KNOWN_SPEC = {"study": "known", "objective": "objectives.synthetic:train", "metr
 
 
 def _trial(state: TrialState, value: float | None, lr: float, width: int, **attrs: Any) -> optuna.trial.FrozenTrial:
+    curve = {1: 5.0, 2: value or 5.0}
     return optuna.create_trial(state=state, value=value, params={"lr": lr, "width": width},
                                distributions={"lr": LR, "width": WIDTH}, user_attrs=attrs,
-                               intermediate_values={1: 5.0, 2: value or 5.0})
+                               intermediate_values=curve,
+                               system_attrs={metric_key(s): {"val_loss": v, "tokens": 200.0 * s, "train_seconds": 2.0 * s}
+                                             for s, v in curve.items()})
 
 
 def known_study(url: str, name: str = "known") -> optuna.Study:
@@ -70,7 +75,7 @@ def add_best_with_checkpoint(study: optuna.Study, store: Path, tmp_path: Path) -
     src.write_bytes(data)
     trial = study.ask({"lr": LR, "width": WIDTH})
     artifact_id = optuna.artifacts.upload_artifact(
-        artifact_store=open_artifact_store(store, create=True), file_path=str(src), study_or_trial=trial)
+        artifact_store=open_artifact_store(store), file_path=str(src), study_or_trial=trial)
     study._storage.set_trial_system_attr(trial._trial_id, CHECKPOINT_ATTR, {"artifact_id": artifact_id, "step": 30})
     trial.set_user_attr("train_seconds", 12.0)
     study.tell(trial, 2.0)
@@ -95,8 +100,20 @@ def synthetic_spec(name: str, multi_objective: bool = False, n_trials: int = 16,
 
 def run_synthetic(url: str, name: str, multi_objective: bool = False, n_trials: int = 16,
                   **changes: Any) -> optuna.Study:
+    """Run the sweep; on a SQLite ``url`` the artifact store is ``artifacts/`` beside the file."""
     spec = synthetic_spec(name, multi_objective, n_trials, **changes)
-    return optimize(spec, url, out=io.StringIO())
+    where = Path(url.removeprefix("sqlite:///")).parent if url.startswith("sqlite:///") else Path(tempfile.mkdtemp())
+    artifacts = where / "artifacts"
+    return optimize(spec, url, out=io.StringIO(), artifacts=str(artifacts))
+
+
+def train_with_checkpoints(config: dict[str, Any], report: Any) -> dict[str, float]:
+    """The synthetic curve, saving a checkpoint at every step as a real training loop would."""
+    def checkpointing(step: int, **metrics: float) -> None:
+        report.checkpoint({"step": step, "weights": [config["lr"]] * 4})
+        report(step, **metrics)
+
+    return synthetic_train(config, checkpointing)
 
 
 _SHARED: dict[str, str] = {}

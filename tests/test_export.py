@@ -7,13 +7,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.export import export_trial, pick_trial
 from hpo.spec import parse_spec
-from made_studies import KNOWN_SPEC, add_best_with_checkpoint, known_mo_study, known_study
+from made_studies import KNOWN_SPEC, add_best_with_checkpoint, known_mo_study, known_study, run_synthetic
 
 
 @pytest.fixture
@@ -83,3 +84,16 @@ def test_cli_best(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     empty = optuna.create_study(study_name="empty", storage=url)
     assert main(["best", "--study", empty.study_name, "--storage", url]) == 1
     assert "has no COMPLETE trial yet" in capsys.readouterr().err
+
+
+def test_export_of_a_checkpoint_saved_by_a_real_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = run_synthetic(url, "ckpt", n_trials=3, objective="made_studies:train_with_checkpoints", pruners=[])
+    best = study.best_trial
+    assert main(["best", "--study", "ckpt", "--storage", url, "--export", str(tmp_path / "out"),
+                 "--artifacts", str(tmp_path / "artifacts")]) == 0
+    state = torch.load(tmp_path / "out" / "checkpoint-step8.pt", weights_only=False)
+    assert state == {"step": 8, "weights": [best.params["lr"]] * 4}
+    meta = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert meta["checkpoint"]["step"] == 8 and meta["checkpoint_file"] == "checkpoint-step8.pt"
+    assert meta["last_report"]["step"] == 8 and meta["last_report"]["val_loss"] == best.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from pathlib import Path
 
 import optuna
@@ -121,3 +122,19 @@ def test_cli_report_on_a_synthetic_sweep(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["report", "--study", "nope", "--storage", url]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hpo studies" in err
+
+
+def test_continuous_axes_are_binned_by_quantile_and_ties_share_a_bin() -> None:
+    from hpo.report import _axis_labels
+
+    assert _axis_labels([float(v) for v in range(1, 11)], continuous=True) == [
+        "1..2", "1..2", "3..4", "3..4", "5..6", "5..6", "7..8", "7..8", "9..10", "9..10"]
+    assert _axis_labels([0.5, 0.5, 0.5, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], continuous=True)[:5] == ["0.5"] * 4 + ["1..2"]
+    assert _axis_labels([64, 128, 64], continuous=False) == [64, 128, 64]
+    assert _axis_labels(["adamw", "muon"], continuous=False) == ["adamw", "muon"]
+
+
+def test_bulk_read_on_postgresql(pg_url: str) -> None:
+    study = known_study(pg_url, f"known_{uuid.uuid4().hex[:8]}")
+    assert read_trials(study, curves=True) == study.get_trials()
+    assert [r["number"] for r in build_report(study).trials] == [1, 4, 0, 2, 3]
