@@ -59,11 +59,11 @@ class Checkpoints:
         return artifact_id
 
     def load(self) -> dict[str, Any] | None:
-        import torch
-
         pointer = self._storage.get_trial(self._trial_id).system_attrs.get(CHECKPOINT_ATTR)
         if not pointer:
             return None
+        import torch  # only when there is a checkpoint: importing it costs seconds per process
+
         with self._store.open_reader(pointer["artifact_id"]) as reader:
             data = reader.read()
         # Our own file, written by torch.save above: it holds RNG states, not only tensors.
