@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -134,7 +135,9 @@ def cli_study(workdir: Path, pruners: list[dict[str, Any]], metrics: dict[str, s
     pytest.param("median", marks=pytest.mark.slow),  # two more CLI runs of the same code path
 ])
 def test_same_pruners_decide_the_same_in_single_and_multi_objective_studies(workdir: Path, pruners: str) -> None:
-    single, multi = (cli_study(workdir, CLI_PRUNERS[pruners], OBJECTIVES[k]) for k in ("single", "multi"))
+    with ThreadPoolExecutor(2) as pool:  # two processes, two databases: run side by side
+        single, multi = pool.map(lambda k: cli_study(workdir, CLI_PRUNERS[pruners], OBJECTIVES[k]),
+                                 ("single", "multi"))
     assert [t.params for t in single.trials] == [t.params for t in multi.trials]
     steps = pruned_steps(multi)
     assert 0 < sum(s is not None for s in steps) < len(steps)
