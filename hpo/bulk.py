@@ -34,8 +34,9 @@ def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
 def read_trials(study: optuna.Study, curves: bool = False) -> list[FrozenTrial]:
     """All trials of ``study`` ordered by number.
 
-    Without ``curves`` the trials carry no intermediate values and no ``hpo:m:<step>``
-    system attributes (every other attribute is there).
+    On an RDB storage and without ``curves`` the trials carry no intermediate values and no
+    ``hpo:m:<step>`` system attributes (every other attribute is there); other storages
+    return complete trials either way.
     """
     rdb = rdb_backend(study._storage)
     if rdb is None:
@@ -60,7 +61,7 @@ def _distribution(text: str) -> BaseDistribution:
 
 def _read_rdb(storage: RDBStorage, study_id: int, curves: bool) -> list[FrozenTrial]:
     T, P, V = models.TrialModel, models.TrialParamModel, models.TrialValueModel
-    U, S, I = models.TrialUserAttributeModel, models.TrialSystemAttributeModel, models.TrialIntermediateValueModel
+    U, S, IV = models.TrialUserAttributeModel, models.TrialSystemAttributeModel, models.TrialIntermediateValueModel
     in_study = select(T.trial_id).where(T.study_id == study_id).scalar_subquery()
     params: dict[int, list[tuple[str, float, str]]] = defaultdict(list)
     values: dict[int, dict[int, float]] = defaultdict(dict)
@@ -90,10 +91,10 @@ def _read_rdb(storage: RDBStorage, study_id: int, curves: bool) -> list[FrozenTr
             system[tid][key] = json.loads(text)
         if curves:
             for tid, step, value, kind in conn.execute(
-                select(I.trial_id, I.step, I.intermediate_value, I.intermediate_value_type)
-                .where(I.trial_id.in_(in_study))
+                select(IV.trial_id, IV.step, IV.intermediate_value, IV.intermediate_value_type)
+                .where(IV.trial_id.in_(in_study))
             ):
-                inter[tid][step] = I.stored_repr_to_intermediate_value(value, kind)
+                inter[tid][step] = IV.stored_repr_to_intermediate_value(value, kind)
     out = []
     for tid, number, state, start, complete in trials:
         dists = {name: _distribution(d) for name, _, d in params[tid]}

@@ -14,8 +14,8 @@ from typing import TextIO
 
 import optuna_dashboard
 
-from hpo.errors import HpoError
 from hpo.artifacts import artifact_dir, open_artifact_store
+from hpo.errors import HpoError
 from hpo.storage import open_storage, redact, resolve_url
 
 

@@ -32,6 +32,7 @@ from hpo.report import rank_trials
 from hpo.storage import trial_metrics
 from hpo.study_info import metric_names, objective, study_spec
 
+
 def pick_trial(study: optuna.Study, metric: str | None = None, number: int | None = None) -> FrozenTrial:
     """Trial ``number``, or the best COMPLETE trial (see the module docstring); full attrs and curve."""
     trials = read_trials(study)
@@ -111,7 +112,8 @@ def export_trial(study: optuna.Study, trial: FrozenTrial, out_dir: str | os.Path
     out.mkdir(parents=True, exist_ok=True)
     meta = trial_metadata(study, trial)
     values = ", ".join(f"{k}={v:.6g}" for k, v in meta["values"].items() if v is not None)
-    header = (f"# trial {trial.number} of study {study.study_name} ({trial.state.name}{': ' + values if values else ''})\n"
+    state = f"{trial.state.name}: {values}" if values else trial.state.name
+    header = (f"# trial {trial.number} of study {study.study_name} ({state})\n"
               "# the full training config; paste it as the fixed: section of a spec to re-run it\n")
     written = {"config": out / "config.yaml", "metrics": out / "metrics.json"}
     written["config"].write_text(header + yaml.safe_dump(meta["config"], sort_keys=False))

@@ -27,6 +27,7 @@ PARETO_COLUMN = "pareto front"
 
 
 def make_evaluator(name: str) -> BaseImportanceEvaluator:
+    """A fresh evaluator by its CLI name (fANOVA seeded, so tables are reproducible)."""
     if name not in EVALUATORS:
         raise HpoError(f"--evaluator {name}: unknown (fix: one of {', '.join(EVALUATORS)})")
     return EVALUATORS[name]()

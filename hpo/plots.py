@@ -53,6 +53,7 @@ def _optuna_figure(study: optuna.Study, plot: Callable[..., go.Figure], metric: 
 
 
 def pareto_figure(study: optuna.Study) -> go.Figure:
+    """Optuna's Pareto-front plot with the objectives' names; one line of error for one objective."""
     if len(study.directions) < 2:
         raise HpoError(f"--kind pareto: study '{study.study_name}' has one objective "
                        "(fix: use --kind history, or a multi-objective study)")

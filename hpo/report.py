@@ -1,9 +1,11 @@
 """The end-of-sweep report: ranked trials, counts, compute spent and saved, top-1 per axis.
 
 One bulk read of the study (no curves, see :mod:`hpo.bulk`) feeds everything, so a
-10,000-trial study reports in about a second. Ranking: COMPLETE trials best first (for a
-multi-objective study by non-domination front, the Pareto front first, then by the first
-objective), then every other trial by number with an empty rank.
+10,000-trial study reports in 2-3 s end to end (``benchmarks/report_speed.py``).
+
+Ranking: COMPLETE trials best first (for a multi-objective study by non-domination front,
+the Pareto front first, then by the first objective), then every other trial by number
+with an empty rank.
 
 Compute "saved" by pruning is an estimate, defined per pruned trial as
 ``max(0, median(train_seconds of COMPLETE trials) - its own train_seconds)``: what it would
@@ -25,8 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import optuna
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.distributions import FloatDistribution
+from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.bulk import read_trials
@@ -64,7 +66,7 @@ def build_report(
     names = metric_names(study)
     directions = [d.name.lower() for d in study.directions]
     ranked, fronts = rank_trials(trials, directions)
-    rows = [trial_row(t, names, fronts.get(t.number) if len(names) > 1 else None) for t in ranked]
+    rows = [trial_row(t, names, fronts.get(t.number)) for t in ranked]
     columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "reason"] + ["reason"]
     rows = [{**{k: r.get(k) for k in columns}, "rank": i + 1 if r["state"] == "COMPLETE" else None}
             for i, r in enumerate(rows)]
@@ -102,9 +104,9 @@ def rank_trials(trials: list[FrozenTrial], directions: list[str]) -> tuple[list[
 
 
 def trial_row(t: FrozenTrial, names: list[str], front: int | None) -> dict[str, Any]:
-    """One flat row: rank, number, (front), state, objective values, params, attrs, reason.
-
-    A parameter named like a value or a known attribute becomes ``param_<name>``.
+    """One flat row: rank, number, front (multi-objective only), state, objective values,
+    params, attributes, reason. A parameter named like a value or a known attribute becomes
+    ``param_<name>``; the rank is filled in by :func:`build_report`.
     """
     row: dict[str, Any] = {"rank": None, "number": t.number}
     if len(names) > 1:
@@ -253,12 +255,13 @@ def top1_per_axis(
                   for label, (t, n) in best.items()]
         groups.sort(key=lambda g: (sign * g[metric], g["trial"]))
         winner = next(t for t in used if t.number == groups[0]["trial"])
-        out[axis] = {axis: groups[0][axis], "trial": winner.number,
+        out[axis] = {axis: groups[0][axis], "trial": winner.number, "by": metric,
                      **dict(zip(names, winner.values)), "params": dict(winner.params), "by_value": groups}
     return out
 
 
 def _json_safe(value: Any) -> Any:
+    """Non-finite floats → None, so the output is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -299,6 +302,8 @@ def _short(value: Any) -> str:
 
 
 def render_table(report: Report) -> str:
+    import pandas as pd  # only the table needs it (0.5-1 s to import)
+
     objectives = ", ".join(f"{d} {m}" for m, d in zip(report.metrics, report.directions))
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items()) or "no trials"
     c = report.compute
@@ -312,15 +317,12 @@ def render_table(report: Report) -> str:
     ]
     if report.pareto_front is not None:
         lines.append(f"pareto front: trials {', '.join(map(str, report.pareto_front)) or '-'}")
-    import pandas as pd  # only the table needs it (0.5-1 s to import)
-
     df = pd.DataFrame(report.trials)
     if not df.empty:
         df = df.dropna(axis=1, how="all")
         lines += ["", df.to_string(index=False, max_colwidth=70, float_format=lambda v: f"{v:.5g}",
                                    na_rep="")]
     for axis, top in report.top1.items():
-        metric = next(k for k in top["by_value"][0] if k not in (axis, "trial", "n_trials"))
-        lines += ["", f"top-1 {axis} = {_short(top[axis])} (trial {top['trial']}, by best {metric}):",
+        lines += ["", f"top-1 {axis} = {_short(top[axis])} (trial {top['trial']}, by best {top['by']}):",
                   pd.DataFrame(top["by_value"]).to_string(index=False, float_format=lambda v: f"{v:.5g}")]
     return "\n".join(lines) + "\n"

@@ -35,8 +35,8 @@ def _trial(state: TrialState, value: float | None, lr: float, width: int, **attr
     return optuna.create_trial(state=state, value=value, params={"lr": lr, "width": width},
                                distributions={"lr": LR, "width": WIDTH}, user_attrs=attrs,
                                intermediate_values=curve,
-                               system_attrs={metric_key(s): {"val_loss": v, "tokens": 200.0 * s, "train_seconds": 2.0 * s}
-                                             for s, v in curve.items()})
+                               system_attrs={metric_key(s): {"val_loss": v, "tokens": 200.0 * s,
+                                                             "train_seconds": 2.0 * s} for s, v in curve.items()})
 
 
 def known_study(url: str, name: str = "known") -> optuna.Study:
@@ -121,7 +121,8 @@ _SHARED: dict[str, str] = {}
 
 def shared_sweeps(factory: Any) -> str:
     """Storage URL holding synthetic sweeps "so" (30 trials) and "mo" (24, val_loss and
-    train_seconds), built once per test process; tests must only read them.
+    train_seconds), built once per test process; tests must not change them (adding a
+    study of another name is fine).
 
     The synthetic loss depends on lr far more than on width (128..256) and not at all on
     dropout; its train_seconds depends on width alone.

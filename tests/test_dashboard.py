@@ -17,9 +17,8 @@ from typing import Iterator
 
 import optuna
 import pytest
-
 from conftest import hpo_env
-from made_studies import add_best_with_checkpoint, known_study, run_synthetic
+from made_studies import add_best_with_checkpoint, known_study, shared_sweeps
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,13 +38,11 @@ def _get(url: str) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """``hpo dashboard`` in a subprocess over a storage with a single- and a multi-objective
-    sweep and a study whose best trial has a checkpoint in the artifact store."""
+    """``hpo dashboard`` in a subprocess over the shared single- and multi-objective sweeps
+    plus a study whose best trial has a checkpoint in the artifact store."""
     tmp = tmp_path_factory.mktemp("dash")
-    url = f"sqlite:///{tmp / 'studies.db'}"
-    run_synthetic(url, "so", n_trials=8)
-    run_synthetic(url, "mo", multi_objective=True, n_trials=8)
-    add_best_with_checkpoint(known_study(url), tmp / "artifacts", tmp)
+    url = shared_sweeps(tmp_path_factory)
+    add_best_with_checkpoint(known_study(url, "dash_known"), tmp / "artifacts", tmp)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpo", "dashboard", "--storage", url, "--port", str(port),
@@ -76,10 +73,10 @@ def _study_ids(base: str) -> dict[str, int]:
 def test_api_answers_for_our_studies(dashboard: dict[str, object]) -> None:
     base, url = str(dashboard["base"]), str(dashboard["url"])
     ids = _study_ids(base)
-    assert {"so", "mo", "known"} <= set(ids)
+    assert {"so", "mo", "dash_known"} <= set(ids)
     _, body = _get(f"{base}/api/studies/{ids['mo']}?after=0")
     detail = json.loads(body)
-    assert len(detail["trials"]) == 8 and detail["objective_names"] == ["val_loss", "train_seconds"]
+    assert len(detail["trials"]) == 24 and detail["objective_names"] == ["val_loss", "train_seconds"]
     assert detail["has_intermediate_values"]
     study = optuna.load_study(study_name="mo", storage=url)
     first = study.trials[0]
@@ -89,10 +86,10 @@ def test_api_answers_for_our_studies(dashboard: dict[str, object]) -> None:
 
 def test_checkpoints_are_served_from_our_artifact_store(dashboard: dict[str, object]) -> None:
     base, url = str(dashboard["base"]), str(dashboard["url"])
-    study = optuna.load_study(study_name="known", storage=url)
+    study = optuna.load_study(study_name="dash_known", storage=url)
     best = study.best_trial
     ref = best.system_attrs["hpo:checkpoint"]
-    status, body = _get(f"{base}/artifacts/{_study_ids(base)['known']}/{best._trial_id}/{ref['artifact_id']}")
+    status, body = _get(f"{base}/artifacts/{_study_ids(base)['dash_known']}/{best._trial_id}/{ref['artifact_id']}")
     assert status == 200 and body == b"\x00weights\xff"
 
 
@@ -113,14 +110,14 @@ def test_browser_shows_trials_and_curves(dashboard: dict[str, object], tmp_path:
             expect(page.get_by_text("Intermediate values")).to_be_visible(timeout=30_000)
             card = page.locator(".MuiCard-root", has_text="Intermediate values")
             expect(card.locator(".js-plotly-plot .scatterlayer .trace").first).to_be_attached(timeout=30_000)
-            assert card.locator(".scatterlayer .trace").count() == 8
+            assert card.locator(".scatterlayer .trace").count() == 30
             page.screenshot(path=str(tmp_path / "so_study.png"), full_page=True)
             # Multi-objective: the Pareto front on the study page, curves in each trial's detail.
             page.goto(base + "/dashboard/")
             page.get_by_role("link").filter(has_text="Direction: MINIMIZE, MINIMIZE").first.click()
             expect(page.get_by_text("Pareto Front")).to_be_visible(timeout=30_000)
             page.get_by_role("link", name="Trials (List)").click()
-            expect(page.get_by_text("8 Trials")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("24 Trials")).to_be_visible(timeout=30_000)
             expect(page.get_by_text("Intermediate Values").first).to_be_visible()
             page.get_by_text("Trial 1", exact=True).click()
             expect(page.get_by_role("heading", name="Trial 1 (trial_id=")).to_be_visible()
@@ -129,7 +126,7 @@ def test_browser_shows_trials_and_curves(dashboard: dict[str, object], tmp_path:
             page.screenshot(path=str(tmp_path / "mo_trial.png"), full_page=True)
             # A checkpoint in the artifact store is listed with its trial.
             page.goto(base + "/dashboard/")
-            page.get_by_role("link").filter(has_text="known").first.click()
+            page.get_by_role("link").filter(has_text="dash_known").first.click()
             page.get_by_role("link", name="Trials (List)").click()
             page.get_by_text("Trial 5", exact=True).click()
             expect(page.get_by_text("ckpt_step30.pt")).to_be_visible(timeout=30_000)

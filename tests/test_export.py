@@ -9,12 +9,12 @@ import optuna
 import pytest
 import torch
 import yaml
+from made_studies import KNOWN_SPEC, add_best_with_checkpoint, known_mo_study, known_study, run_synthetic
 
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.export import export_trial, pick_trial
 from hpo.spec import parse_spec
-from made_studies import KNOWN_SPEC, add_best_with_checkpoint, known_mo_study, known_study, run_synthetic
 
 
 @pytest.fixture
@@ -68,7 +68,8 @@ def test_multi_objective_best_is_the_front_trial_best_in_the_metric(url: str) ->
 def test_missing_checkpoint_file_is_one_line(url: str, tmp_path: Path) -> None:
     study = known_study(url)
     add_best_with_checkpoint(study, tmp_path / "artifacts", tmp_path)
-    with pytest.raises(HpoError, match=r"checkpoint artifact .* cannot be read from the artifact store .*elsewhere: .* \(fix: --artifacts DIR"):
+    with pytest.raises(HpoError, match=r"checkpoint artifact .* cannot be read from the artifact store "
+                                        r".*elsewhere: .* \(fix: --artifacts DIR"):
         export_trial(study, pick_trial(study), tmp_path / "out", tmp_path / "elsewhere")
 
 

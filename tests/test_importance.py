@@ -6,11 +6,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from made_studies import known_mo_study, shared_sweeps
 
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.importance import importances
-from made_studies import known_mo_study, shared_sweeps
 
 
 @pytest.fixture

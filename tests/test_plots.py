@@ -7,12 +7,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from made_studies import shared_sweeps
 
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.plots import figure, save
 from hpo.storage import trial_metrics
-from made_studies import shared_sweeps
 
 
 @pytest.fixture

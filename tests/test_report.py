@@ -7,15 +7,14 @@ import json
 import uuid
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
+from made_studies import known_mo_study, known_study, run_synthetic
 
-from hpo.cli import main
 from hpo.bulk import read_trials
+from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.report import build_report, render
-from made_studies import known_mo_study, known_study, run_synthetic
 
 
 @pytest.fixture
@@ -129,7 +128,8 @@ def test_continuous_axes_are_binned_by_quantile_and_ties_share_a_bin() -> None:
 
     assert _axis_labels([float(v) for v in range(1, 11)], continuous=True) == [
         "1..2", "1..2", "3..4", "3..4", "5..6", "5..6", "7..8", "7..8", "9..10", "9..10"]
-    assert _axis_labels([0.5, 0.5, 0.5, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], continuous=True)[:5] == ["0.5"] * 4 + ["1..2"]
+    ties = [0.5, 0.5, 0.5, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert _axis_labels(ties, continuous=True)[:5] == ["0.5"] * 4 + ["1..2"]
     assert _axis_labels([64, 128, 64], continuous=False) == [64, 128, 64]
     assert _axis_labels(["adamw", "muon"], continuous=False) == ["adamw", "muon"]
 

@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("report", help="ranked trials, counts, compute saved by pruning, top-1 per axis")
     _add_study(p, spec=False)
     _add_storage(p)
-    p.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table", help="output format (default: table)")
+    p.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table",
+                   help="output format (default: table)")
     p.add_argument("--out", help="write to FILE instead of stdout")
     p.add_argument("--axes", help="comma-separated parameters for 'top-1 per axis', e.g. lr,width")
     p.add_argument("--metric", help="objective that judges top-1 per axis (default: the first)")
