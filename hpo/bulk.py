@@ -22,7 +22,10 @@ from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial
 from sqlalchemy import select
 
+from hpo.storage import trial_metrics
+
 CURVE_ATTR_PREFIX = "hpo:m:"
+ID_CHUNK = 1000  # trial ids per IN (...) list, well under every database's parameter limit
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
@@ -114,3 +117,28 @@ def _read_rdb(storage: RDBStorage, study_id: int, curves: bool) -> list[FrozenTr
             trial_id=tid,
         ))
     return out
+
+
+def last_reports(study: optuna.Study, trials: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
+    """Trial number → the metrics of its last report (``hpo:m:<highest step>``), for ``trials``.
+
+    What a report falls back on when a trial did not record a metric as a value or user
+    attribute (a failed trial, or a pruned one whose metric is an objective).
+    """
+    rdb = rdb_backend(study._storage)
+    if rdb is None or any(k.startswith(CURVE_ATTR_PREFIX) for t in trials for k in t.system_attrs):
+        return {t.number: m[max(m)] for t in trials if (m := trial_metrics(t.system_attrs))}
+    S = models.TrialSystemAttributeModel
+    numbers = {t._trial_id: t.number for t in trials}
+    newest: dict[int, tuple[int, str]] = {}
+    ids = list(numbers)
+    with rdb.engine.connect() as conn:
+        for i in range(0, len(ids), ID_CHUNK):
+            for tid, key, text in conn.execute(
+                select(S.trial_id, S.key, S.value_json)
+                .where(S.trial_id.in_(ids[i:i + ID_CHUNK]), S.key.like(CURVE_ATTR_PREFIX + "%"))
+            ):
+                step = int(key[len(CURVE_ATTR_PREFIX):])
+                if tid not in newest or step > newest[tid][0]:
+                    newest[tid] = (step, text)
+    return {numbers[tid]: json.loads(text) for tid, (_, text) in newest.items()}

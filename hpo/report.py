@@ -10,8 +10,10 @@ with an empty rank.
 Compute "saved" by pruning is an estimate, defined per pruned trial as
 ``max(0, median(train_seconds of COMPLETE trials) - its own train_seconds)``: what it would
 have cost had it run like a typical completed trial. Tokens are counted the same way.
-Seconds are the trial's ``train_seconds`` attribute, else ``wall_seconds``, else its
-duration (a failed trial records neither).
+A trial's ``train_seconds`` and ``tokens`` are its objective value of that name, else its
+user attribute, else the metric in its last report (failed trials, and pruned ones whose
+metric is an objective, record only that); seconds fall back on ``wall_seconds``, then on
+the trial's duration.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from optuna.distributions import FloatDistribution
 from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.bulk import read_trials
+from hpo.bulk import last_reports, read_trials
 from hpo.errors import HpoError
 from hpo.study_info import metric_names, objective
 
 KNOWN_ATTRS = ("reached_target", "time_to_target", "tokens", "train_seconds", "wall_seconds")
 REASON_ATTRS = ("fail_reason", "stop_reason", "prune_reason")
+LAST_REPORT_ATTRS = ("train_seconds", "tokens")
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 MAX_AXIS_VALUES = 8
 AXIS_BINS = 5
 
@@ -66,7 +70,9 @@ def build_report(
     names = metric_names(study)
     directions = [d.name.lower() for d in study.directions]
     ranked, fronts = rank_trials(trials, directions)
-    rows = [trial_row(t, names, fronts.get(t.number)) for t in ranked]
+    unrecorded = [t for t in trials if any(_unrecorded(t, names, k) for k in LAST_REPORT_ATTRS)]
+    last = last_reports(study, unrecorded)
+    rows = [trial_row(t, names, fronts.get(t.number), last.get(t.number, {})) for t in ranked]
     columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "reason"] + ["reason"]
     rows = [{**{k: r.get(k) for k in columns}, "rank": i + 1 if r["state"] == "COMPLETE" else None}
             for i, r in enumerate(rows)]
@@ -76,7 +82,7 @@ def build_report(
         metrics=names,
         directions=directions,
         counts=dict(sorted(Counter(t.state.name for t in trials).items())),
-        compute=compute_accounting(trials),
+        compute=compute_accounting(rows),
         pareto_front=pareto,
         top1=top1_per_axis(ranked, names, directions, list(axes), objective(study, metric)[0]),
         trials=rows[:limit] if limit else rows,
@@ -103,10 +109,15 @@ def rank_trials(trials: list[FrozenTrial], directions: list[str]) -> tuple[list[
     return [done[i] for i in order] + rest, {done[i].number: int(front[i]) for i in order}
 
 
-def trial_row(t: FrozenTrial, names: list[str], front: int | None) -> dict[str, Any]:
+def _unrecorded(t: FrozenTrial, names: list[str], key: str) -> bool:
+    return key not in t.user_attrs and not (key in names and t.values is not None)
+
+
+def trial_row(t: FrozenTrial, names: list[str], front: int | None, last: dict[str, Any]) -> dict[str, Any]:
     """One flat row: rank, number, front (multi-objective only), state, objective values,
     params, attributes, reason. A parameter named like a value or a known attribute becomes
-    ``param_<name>``; the rank is filled in by :func:`build_report`.
+    ``param_<name>``; ``last`` (the last report's metrics) fills train_seconds and tokens
+    the trial did not record otherwise. The rank is filled in by :func:`build_report`.
     """
     row: dict[str, Any] = {"rank": None, "number": t.number}
     if len(names) > 1:
@@ -118,8 +129,8 @@ def trial_row(t: FrozenTrial, names: list[str], front: int | None) -> dict[str, 
         row[f"param_{name}" if name in row or name in KNOWN_ATTRS else name] = value
     attrs = t.user_attrs
     for key in KNOWN_ATTRS:
-        if key not in row:
-            row[key] = attrs.get(key)
+        if row.get(key) is None:
+            row[key] = attrs.get(key, last.get(key) if key in LAST_REPORT_ATTRS else None)
     for key in sorted(attrs):
         value = attrs[key]
         if key not in row and key not in REASON_ATTRS and _scalar(value):
@@ -155,42 +166,35 @@ def reason_text(t: FrozenTrial) -> str | None:
     return None
 
 
-def trial_seconds(t: FrozenTrial) -> float | None:
-    """Training seconds of a trial (see the module docstring for the fallbacks)."""
-    for key in ("train_seconds", "wall_seconds"):
-        value = t.user_attrs.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
+def _amount(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-    return _duration(t)
+    return None
 
 
-def _spent_saved(trials: list[FrozenTrial], amount: Any) -> tuple[float, float | None]:
-    spent = sum(a for t in trials if (a := amount(t)) is not None)
-    reference = [a for t in trials if t.state == TrialState.COMPLETE and (a := amount(t)) is not None]
+def _spent_saved(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[float, float | None]:
+    spent = sum(a for r in rows if (a := _amount(r, keys)) is not None)
+    reference = [a for r in rows if r["state"] == "COMPLETE" and (a := _amount(r, keys)) is not None]
     if not reference:
         return spent, None
     typical = median(reference)
-    saved = sum(max(0.0, typical - a) for t in trials
-                if t.state == TrialState.PRUNED and (a := amount(t)) is not None)
+    saved = sum(max(0.0, typical - a) for r in rows if r["state"] == "PRUNED" and (a := _amount(r, keys)) is not None)
     return spent, saved
 
 
-def compute_accounting(trials: list[FrozenTrial]) -> dict[str, Any]:
+def compute_accounting(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Seconds and tokens spent by all finished trials and saved by pruning (module docstring)."""
-    finished = [t for t in trials if t.state.is_finished()]
-
-    def tokens(t: FrozenTrial) -> float | None:
-        value = t.user_attrs.get("tokens")
-        return float(value) if isinstance(value, (int, float)) else None
-
-    seconds_spent, seconds_saved = _spent_saved(finished, trial_seconds)
-    tokens_spent, tokens_saved = _spent_saved(finished, tokens)
+    finished = [r for r in rows if r["state"] in FINISHED]
+    seconds_spent, seconds_saved = _spent_saved(finished, ("train_seconds", "wall_seconds"))
+    tokens_spent, tokens_saved = _spent_saved(finished, ("tokens",))
     return {
         "seconds_spent": seconds_spent,
         "seconds_saved": seconds_saved,
         "tokens_spent": tokens_spent,
         "tokens_saved": tokens_saved,
-        "pruned": sum(t.state == TrialState.PRUNED for t in finished),
+        "pruned": sum(r["state"] == "PRUNED" for r in finished),
         "saved_means": "per pruned trial: median of COMPLETE trials minus its own, if positive",
     }
 

@@ -7,14 +7,16 @@ import json
 import uuid
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
-from made_studies import known_mo_study, known_study, run_synthetic
+from made_studies import known_mo_study, known_study, run_synthetic, shared_sweeps
 
 from hpo.bulk import read_trials
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.report import build_report, render
+from hpo.storage import trial_metrics
 
 
 @pytest.fixture
@@ -36,11 +38,12 @@ def test_ranked_rows_counts_compute_and_reasons(url: str) -> None:
     assert by_number[2]["reason"].startswith("kill_rule: pruned at step 2")
     assert "vs reference 3.2" in by_number[2]["reason"]
     assert by_number[3]["reason"] == "RuntimeError: boom"
+    # The failed trial recorded no attributes: its last report (step 2) tells what it cost.
+    assert by_number[3]["train_seconds"] == 4.0 and by_number[3]["tokens"] == 400.0
     c = report.compute
     # Median COMPLETE trial: 20 s, 2000 tokens; the one pruned trial used 4 s, 400 tokens.
     assert c["seconds_saved"] == 16.0 and c["tokens_saved"] == 1600.0 and c["pruned"] == 1
-    assert c["seconds_spent"] == pytest.approx(64.0, abs=1.0)  # + the failed trial's duration
-    assert c["tokens_spent"] == 6400.0
+    assert c["seconds_spent"] == 10 + 20 + 4 + 4 + 30 and c["tokens_spent"] == 6800.0
 
 
 def test_top1_per_axis_picks_the_value_of_the_best_trial_using_it(url: str) -> None:
@@ -138,3 +141,19 @@ def test_bulk_read_on_postgresql(pg_url: str) -> None:
     study = known_study(pg_url, f"known_{uuid.uuid4().hex[:8]}")
     assert read_trials(study, curves=True) == study.get_trials()
     assert [r["number"] for r in build_report(study).trials] == [1, 4, 0, 2, 3]
+
+
+def test_objective_metrics_of_pruned_trials_come_from_their_last_report(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """In the "mo" sweep train_seconds is an objective, so a pruned trial has no value and no
+    attribute for it; the report reads its last report instead."""
+    study = optuna.load_study(study_name="mo", storage=shared_sweeps(tmp_path_factory))
+    rows = {r["number"]: r for r in build_report(study).trials}
+    pruned = [t for t in study.get_trials() if t.state.name == "PRUNED"]
+    assert pruned
+    for t in pruned:
+        m = trial_metrics(t.system_attrs)
+        assert rows[t.number]["train_seconds"] == m[max(m)]["train_seconds"] > 0
+    complete = [r for r in rows.values() if r["state"] == "COMPLETE"]
+    assert build_report(study).compute["seconds_spent"] == pytest.approx(
+        sum(r["train_seconds"] for r in complete) + sum(rows[t.number]["train_seconds"] for t in pruned))
