@@ -83,3 +83,13 @@ def test_export_writes_a_runnable_spec_of_the_config(tmp_path: Path) -> None:
     assert spec.study == "mo_trial1" and config_spec(spec, trial).fixed == spec.fixed
     assert spec.fixed == {"steps": 5, "x": 1.0} and spec.space == {} and spec.n_trials == 1
     assert list(spec.metrics) == ["val_loss", "train_seconds"]
+
+
+def test_ngpt_loss_time_spec_is_multi_objective_over_known_keys() -> None:
+    from objectives.ngpt_ttt import DEFAULTS, resolve_config
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "search_spaces" / "ngpt_loss_time.yaml")
+    assert spec.metrics == {"val_loss": "minimize", "train_seconds": "minimize"} and spec.multi_objective
+    assert spec.sampler.name in ("nsga2", "tpe") and spec.objective == "objectives.ngpt_ttt:train"
+    resolve_config({**spec.fixed, **{k: DEFAULTS[k] for k in spec.space}})
+    assert {"orthog", "variance_reduction", "cautious_wd"} <= set(spec.space)
