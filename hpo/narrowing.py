@@ -65,13 +65,15 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same type (``True`` is not the choice ``1``)."""
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type (``True`` is not the choice ``1``); floats to 1e-9."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return type(a) is type(b) and a == b
 
 
 def _narrow_choices(name: str, p: CategoricalParam, values: list[Any], k: int) -> Decision:
-    used = [c for c in p.choices if any(_same(c, v) for v in values)]
+    used = [c for c in p.choices if any(same_value(c, v) for v in values)]
     if len(used) == 1:
         return Decision(name, "locked", p, f"locked: all {k} top trials chose {_fmt(used[0])}", used[0])
     if len(used) < len(p.choices):

@@ -37,8 +37,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpo.bulk import read_trials
 from hpo.design import Design, build_design
-from hpo.errors import HpoError
-from hpo.narrowing import Narrowing, narrow_study, stage2_name, write_spec
+from hpo.narrowing import Narrowing, narrow_study, same_value, stage2_name, write_spec
 from hpo.pareto import complete_trials
 from hpo.runner import counted_trials, load_study, open_session, run
 from hpo.space import distributions
@@ -64,14 +63,8 @@ class Plan:
     copied: list[int]  # Stage-1 trial numbers inside the Stage-2 space
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return type(a) is type(b) and a == b
-
-
 def _same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
 
 
 def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec) -> bool:
@@ -79,7 +72,7 @@ def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec
     config, dists = {**parent_fixed, **params}, distributions(spec)
     if set(config) != set(spec.fixed) | set(dists):
         return False
-    if not all(_same(config[k], v) for k, v in spec.fixed.items()):
+    if not all(same_value(config[k], v) for k, v in spec.fixed.items()):
         return False
     for name, dist in dists.items():
         try:

@@ -34,7 +34,8 @@ SPEC = {"study": "s1", "objective": "objectives.synthetic:train", "metrics": {"v
 # The top 5 (values 1..5) and two worse trials that must not matter.
 TOP = [
     dict(lr=1e-3, mom=4.0, drop=0.3, width=64, heads=10, seed=0, orthog="newton_schulz", vr=True, opt="a", act="relu"),
-    dict(lr=1e-2, mom=6.0, drop=0.5, width=112, heads=100, seed=100, orthog="newton_schulz", vr=True, opt="b", act="gelu"),
+    dict(lr=1e-2, mom=6.0, drop=0.5, width=112, heads=100, seed=100, orthog="newton_schulz", vr=True, opt="b",
+         act="gelu"),
     dict(lr=3e-3, mom=5.0, drop=0.4, width=80, heads=48, seed=50, orthog="newton_schulz", vr=True, opt="a", act="relu"),
     dict(lr=2e-3, mom=5.0, drop=0.4, width=96, heads=40, seed=10, orthog="newton_schulz", vr=True, opt="b", act="gelu"),
     dict(lr=5e-3, mom=4.5, drop=0.3, width=64, heads=33, seed=90, orthog="newton_schulz", vr=True, opt="a", act="relu"),

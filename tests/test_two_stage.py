@@ -64,7 +64,8 @@ def check_stage2(workdir: Path, name: str = "syn_stage2", parent: str = "syn") -
     study = load(workdir, name)
     design = study.user_attrs[DESIGN_ATTR]
     assert study.user_attrs[PARENT_ATTR]["study"] == parent
-    assert study.user_attrs[PARENT_ATTR]["trials"] == load_spec(workdir / "search_spaces" / f"{name}.yaml").parent["trials"]
+    spec = load_spec(workdir / "search_spaces" / f"{name}.yaml")
+    assert study.user_attrs[PARENT_ATTR]["trials"] == spec.parent["trials"]
     copied = [t.system_attrs[FROM_ATTR]["trial"] for t in study.trials if FROM_ATTR in t.system_attrs]
     assert len(copied) == len(set(copied))
     done = [params_key(t.params) for t in study.trials if t.state == TrialState.COMPLETE]
