@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.pruning_replay import KILL_RULE, load_table, true_times  # noqa: E402
 from hpo.design import build_design  # noqa: E402
+from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
 from hpo.pruners import build_pruner  # noqa: E402
 from hpo.runner import SPEC_ATTR, Session, load_study, run  # noqa: E402
@@ -195,15 +196,27 @@ def _run_to_target(cid: int, times: dict[int, float], ledger: Ledger, target: fl
 
 
 def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float, pruners: list[dict[str, Any]],
-                  seed: int) -> None:
-    """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2."""
-    storage = InMemoryStorage()
-    first = run_stage(spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1), storage)
-    ledger.add_study(first, grid(table_path))
-    with tempfile.TemporaryDirectory() as tmp:
-        plan = make_plan(first, top=TOP, runs=RUNS, reuse=False, root=Path(tmp))
-        apply(plan, storage, out=io.StringIO())
-        ledger.add_study(run_stage(plan.spec, storage), grid(table_path))
+                  seed: int) -> bool:
+    """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2.
+
+    Returns whether Stage 2 ran: with fewer than 2 COMPLETE Stage-1 trials (the pruners stopped
+    the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
+    """
+    storage, g = InMemoryStorage(), grid(table_path)
+    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1)
+    first = run_stage(spec, storage)
+    second = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            plan = make_plan(first, top=TOP, runs=RUNS, reuse=False, root=Path(tmp))
+            apply(plan, storage, out=io.StringIO())
+            second = run_stage(plan.spec, storage)
+    except HpoError:
+        first = run_stage(spec.model_copy(update={"n_trials": STAGE1 + RUNS}), storage)
+    ledger.add_study(first, g)
+    if second is not None:
+        ledger.add_study(second, g)
+    return second is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,15 +257,16 @@ def main(argv: list[str] | None = None) -> int:
                 ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
                                                     seed, n), InMemoryStorage()), g)
             else:
-                hpo_two_stage(args.table, ledger, target, budget, [kill, asha], seed)
+                narrowed = hpo_two_stage(args.table, ledger, target, budget, [kill, asha], seed)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,
-                            "reached": ledger.hit is not None})
+                            "reached": ledger.hit is not None, "narrowed": name == "hpo" and narrowed})
         print(f"seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     df = pd.DataFrame(results)
     summary = df.groupby("strategy", sort=False).agg(
         median=("compute", "median"), q25=("compute", lambda s: s.quantile(0.25)),
         q75=("compute", lambda s: s.quantile(0.75)), reached=("reached", "mean"))
     print(summary.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"hpo: stage 2 ran in {int(df.narrowed.sum())}/{args.seeds} seeds (else < 2 COMPLETE stage-1 trials)")
     med = summary["median"]
     per_seed = df.pivot(index="seed", columns="strategy", values="compute")
     for other, goal in (("seed", 0.2), ("optuna", 0.7)):
