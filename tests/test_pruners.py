@@ -262,3 +262,24 @@ def test_optuna_pruner_decides_the_same_through_hpo(
     url = f"sqlite:///{tmp_path / 'parity.db'}" if name == "successive_halving" else None
     study = run_hpo_curves(as_rows(curves), [{"name": name, "options": options}], url=url)
     assert pruned_steps(study) == expected
+
+
+MULTI_CASES: list[tuple[str, dict[str, Any], Callable[[], optuna.pruners.BasePruner]]] = [
+    ("median", {"n_startup_trials": 3}, lambda: optuna.pruners.MedianPruner(n_startup_trials=3)),
+    # judges against the best trial: in a multi-objective study, the best last value of the curve
+    ("wilcoxon", {"p_threshold": 0.1}, lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.1)),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "plain"), MULTI_CASES, ids=[c[0] for c in MULTI_CASES])
+def test_multi_objective_study_prunes_like_plain_optuna_in_the_curve_direction(
+    name: str, options: dict[str, Any], plain: Callable[[], optuna.pruners.BasePruner]
+) -> None:
+    accuracy = [[1.0 - v / 10 for v in c] for c in random_curves()]  # maximised
+    expected = pruned_steps(run_plain_curves(accuracy, plain(), direction="maximize"))
+    assert 0 < sum(s is not None for s in expected) < len(accuracy)
+    rows = [[{**row, "val_acc": a} for row, a in zip(loss_rows(c), c, strict=True)] for c in accuracy]
+    study = run_hpo_curves(rows, [{"name": name, "options": options}],
+                           metrics={"val_loss": "minimize", "train_seconds": "minimize"},
+                           curve={"metric": "val_acc", "direction": "maximize"})
+    assert pruned_steps(study) == expected
