@@ -12,7 +12,7 @@ class RetryFromCheckpoint:
     """Like ``optuna.storages.RetryFailedTrialCallback``, but the retry carries only what a
     fresh run needs: the same parameters, the retry history and the checkpoint pointer (not
     the dead trial's curve, worker or failure reason). Used as the heartbeat's
-    ``failed_trial_callback`` and for trials interrupted by a signal or a dead local worker.
+    ``heartbeat_stale_trial_callback`` and for trials interrupted by a signal or a dead local worker.
     """
 
     def __init__(self, max_retry: int = 3) -> None:

@@ -18,6 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore
 
 from hpo.artifacts import Checkpoints, open_artifact_store
 from hpo.errors import HpoError, SpecError
+from hpo.locks import StudyLock
 from hpo.protocol import StopTrial
 from hpo.pruners import build_pruner
 from hpo.reporter import TrialReporter
@@ -25,7 +26,7 @@ from hpo.retries import RetryFromCheckpoint
 from hpo.samplers import build_sampler
 from hpo.space import suggest_config
 from hpo.spec import StudySpec, dump_spec
-from hpo.storage import CurveWriter, open_storage, redact, resolve_url
+from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url
 from hpo.view import CurveView, view_study
 
 SPEC_ATTR = "hpo:spec"
@@ -47,6 +48,7 @@ class Session:
     train: Callable[..., dict[str, float]]
     pruner: optuna.pruners.BasePruner
     artifacts: FileSystemArtifactStore | None = None
+    lock: StudyLock | None = None
     retry: RetryFromCheckpoint = field(default_factory=RetryFromCheckpoint)
     total: int = 0
     current: int | None = None
@@ -97,15 +99,27 @@ def open_session(
     kwargs: dict[str, Any] = {}
     if heartbeat > 0 and not resolve_url(storage_url).startswith("journal:"):
         kwargs = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
-                      failed_trial_callback=retry)
+                      heartbeat_stale_trial_callback=_on_stale(retry))
     storage = open_storage(storage_url, **kwargs)
     try:
         pruner = build_pruner(spec.pruners)
     except (TypeError, ValueError) as e:
         raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
     study = load_study(spec, storage)
+    lock = StudyLock(storage_url, spec.study, getattr(storage, "engine", None))
     return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
-                   artifacts=open_artifact_store(artifacts), retry=retry, total=spec.n_trials)
+                   artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials)
+
+
+def _on_stale(retry: RetryFromCheckpoint) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """Heartbeat callback: say why the trial failed, then re-queue it."""
+
+    def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        note_on_finished_trial(study._storage, trial._trial_id, FAIL_ATTR,
+                               "no heartbeat within the grace period: its worker is presumed dead")
+        retry(study, trial)
+
+    return on_stale
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -162,6 +176,8 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
     def objective(trial: optuna.Trial) -> list[float]:
         storage, tid = session.storage, trial._trial_id
         session.current = tid
+        if session.lock is not None:
+            session.lock.release()  # the trial exists: other workers may count it now
         storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": host_name(), "pid": os.getpid()})
         _refuse_surplus(session, trial)
         config = suggest_config(trial, spec)
@@ -265,26 +281,41 @@ def run(
     deadline = None if timeout is None else time.monotonic() + timeout
     progress = Progress(total, min(counted_trials(study), total), out)
     try:
-        while counted_trials(study) < total:
+        while True:
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"timeout of {timeout:g} s reached", file=out)
                 break
-            session.current = None
-            try:
-                study.optimize(objective, n_trials=1, catch=(Exception,))
-            except KeyboardInterrupt:
-                if session.current is not None:  # FAIL already; queue it to resume from its checkpoint
-                    session.retry(study, session.storage.get_trial(session.current))
-                raise
-            if session.current is None:
-                raise HpoError("no trial could start (fix: check the sampler and the search space)")
-            frozen = session.storage.get_trial(session.current)
+            if not _run_one(session, objective):
+                break
+            frozen = session.storage.get_trial(session.current)  # type: ignore[arg-type]
             session.ran.append(frozen.number)
             _count_failure(session, frozen)
             progress.update(study, frozen, counted_trials(study))
     finally:
         progress.close()
     return study
+
+
+def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]]) -> bool:
+    """Start one trial if the study is not full; the lock makes "count, then create" atomic."""
+    if session.lock is not None:
+        session.lock.acquire()
+    try:
+        if counted_trials(session.study) >= session.total:
+            return False
+        session.current = None
+        try:
+            session.study.optimize(objective, n_trials=1, catch=(Exception,))
+        except KeyboardInterrupt:
+            if session.current is not None:  # FAIL already; queue it to resume from its checkpoint
+                session.retry(session.study, session.storage.get_trial(session.current))
+            raise
+        if session.current is None:
+            raise HpoError("no trial could start (fix: check the sampler and the search space)")
+        return True
+    finally:
+        if session.lock is not None:
+            session.lock.release()
 
 
 def _count_failure(session: Session, frozen: optuna.trial.FrozenTrial) -> None:

@@ -56,7 +56,7 @@ def open_storage(
     *,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
-    failed_trial_callback: Callable[..., None] | None = None,
+    heartbeat_stale_trial_callback: Callable[..., None] | None = None,
 ) -> BaseStorage:
     """Open (and create) a storage; connection problems become one :class:`HpoError` line."""
     url = resolve_url(url)
@@ -76,7 +76,7 @@ def open_storage(
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
-            failed_trial_callback=failed_trial_callback,
+            heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
         )
     except (SQLAlchemyError, ArgumentError, ImportError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -148,6 +148,19 @@ class CurveWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def note_on_finished_trial(storage: BaseStorage, trial_id: int, key: str, value: Any) -> None:
+    """Add a user attribute to a trial that is already FAIL (Optuna's API refuses that).
+
+    Used to say why the heartbeat failed a trial: Optuna marks it FAIL first, then calls us.
+    """
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        return
+    with backend.engine.begin() as conn:
+        conn.execute(insert(models.TrialUserAttributeModel.__table__),
+                     dict(trial_id=trial_id, key=key, value_json=json.dumps(value)))
 
 
 def metric_key(step: int) -> str:

@@ -82,7 +82,7 @@ def test_two_machines_one_killed_survivor_finishes_with_resumed_retry(tmp_path: 
     assert len(complete) == 6, [(t.number, t.state.name) for t in study.trials]
     assert len({t._trial_id for t in complete}) == 6
     dead = study.trials[victim.number]
-    assert dead.state == TrialState.FAIL
+    assert dead.state == TrialState.FAIL and "no heartbeat" in dead.user_attrs["fail_reason"]
     retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert retry[0].params == dead.params
