@@ -37,8 +37,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         return df
     keep = [c for c in df.columns if not c.startswith("user_attrs_") or c[len("user_attrs_"):] in SHOWN_ATTRS]
     df = df[keep].rename(columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_"))
-    if "duration" in df:
-        df["duration"] = df["duration"].dt.total_seconds().round(1)
+    if "duration" in df:  # empty (all running) columns are not timedeltas
+        df["duration"] = pd.to_timedelta(df["duration"]).dt.total_seconds().round(1)
     return df
 
 
