@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from curves import Curve, loss_rows, pruned_steps, ppl_rows, run_hpo_curves, run_plain_curves
+from curves import Curve, loss_rows, ppl_rows, pruned_steps, run_hpo_curves, run_plain_curves
 from hpo.pruners import REASON_ATTR, REGISTRY, AnyPruner, KillRulePruner, build_one, build_pruner
 from hpo.spec import PRUNERS, Component
 
