@@ -18,6 +18,14 @@ shared core): d_model 64, 2 layers, 2 heads, seq_len 64, 200 steps (~0.2 M token
 validation every 10 steps on 2 fixed batches, one torch thread, CPU. The spec's other fixed values
 (dataset, warm-up, ...) are kept; a searched ``batch_size`` stays searched.
 
+**Clocks.** ``train_seconds`` is the objective's own training clock (wall time, validation and
+warm-up excluded). On a machine shared with other work that clock also measures the load (here up
+to 2x between quiet and busy minutes), so each row also has ``cpu_seconds``: the CPU time of the
+training thread over the same intervals (the objective's ``TrainClock`` is subclassed to read
+``thread_time`` at each start/stop; with one torch thread all training work runs in that thread).
+``--backfill-cpu N`` adds ``cpu_seconds`` to configs recorded without it, from an N-step run of
+the same config (per-step cost × step; those ids are listed in the meta file).
+
 Run it in the background, one process::
 
     nohup python benchmarks/record_curves.py --n-configs 60 --minutes 40 \\
@@ -38,18 +46,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec  # noqa: E402
+from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
 
 DATA = ROOT / "benchmarks" / "data"
 PRESET: dict[str, Any] = {
     "d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "max_steps": 200, "val_freq": 10,
     "val_batches": 2, "threads": 1, "device": "cpu",
 }
-CURVE_COLUMNS = ["step", "tokens", "train_seconds", "val_loss", "val_ppl", "train_loss", "wall_seconds"]
+CURVE_COLUMNS = ["step", "tokens", "train_seconds", "cpu_seconds", "val_loss", "val_ppl", "train_loss",
+                 "wall_seconds"]
 
 
 def levels(param: FloatParam | IntParam | CategoricalParam, n: int) -> list[Any]:
@@ -82,15 +92,65 @@ def recorded_ids(path: Path) -> set[int]:
         return {int(row["config_id"]) for row in csv.DictReader(f)}
 
 
+def install_cpu_clock(objective: Any) -> type:
+    """Make the objective's training clock also count this thread's CPU seconds."""
+
+    class CpuClock(objective.TrainClock):  # type: ignore[name-defined,misc]
+        latest: CpuClock | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.cpu, self._cpu_since = 0.0, None
+            CpuClock.latest = self
+
+        def start(self) -> None:
+            super().start()
+            self._cpu_since = time.thread_time()
+
+        def stop(self) -> None:
+            if self._cpu_since is not None:
+                self.cpu += time.thread_time() - self._cpu_since
+                self._cpu_since = None
+            super().stop()
+
+    objective.TrainClock = CpuClock
+    return CpuClock
+
+
 class RowReporter:
     """Collects every report of one run (the objective only calls it; nothing is ever stopped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any) -> None:
         self.rows: list[dict[str, float]] = []
+        self.clock = clock
         self.start = time.perf_counter()
 
     def __call__(self, step: int, **metrics: float) -> None:
-        self.rows.append({"step": step, **metrics, "wall_seconds": time.perf_counter() - self.start})
+        cpu = self.clock.latest.cpu  # the clock is stopped while the objective reports
+        self.rows.append({"step": step, **metrics, "cpu_seconds": cpu,
+                          "wall_seconds": time.perf_counter() - self.start})
+
+
+def backfill_cpu(out: Path, objective: Any, clock: Any, base: dict[str, Any], names: list[str],
+                 steps: int) -> list[int]:
+    """Add ``cpu_seconds`` (per-step CPU cost × step, from a short run) where it is missing."""
+    df = pd.read_csv(out)
+    if "cpu_seconds" not in df:
+        df.insert(df.columns.get_loc("train_seconds") + 1, "cpu_seconds", np.nan)
+    filled = []
+    for cid, rows in df.groupby("config_id"):
+        if rows.cpu_seconds.notna().all():
+            continue
+        params = rows.iloc[0][names].to_dict()
+        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
+        reporter = RowReporter(clock)
+        objective.train({**base, **params, "max_steps": steps, "val_freq": steps}, reporter)
+        per_step = reporter.rows[-1]["cpu_seconds"] / steps
+        df.loc[rows.index, "cpu_seconds"] = rows.step * per_step
+        filled.append(int(cid))
+        print(f"config {cid}: {per_step * 1000:.1f} ms CPU per step", flush=True)
+    df.to_csv(out, index=False)
+    return filled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,19 +162,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", type=int, default=4, help="levels per numeric parameter")
     p.add_argument("--seed", type=int, default=0, help="order in which the grid is visited")
     p.add_argument("--max-steps", type=int, default=PRESET["max_steps"])
+    p.add_argument("--backfill-cpu", type=int, metavar="STEPS",
+                   help="only add cpu_seconds to recorded configs that lack it, from STEPS-step runs")
     args = p.parse_args(argv)
 
-    from objectives.ngpt_ttt import train
+    import objectives.ngpt_ttt as objective
+
+    clock = install_cpu_clock(objective)
 
     spec = load_spec(args.spec, check_objective=False)
     names, points = grid(spec, args.levels)
     base = {**spec.fixed, **PRESET, "max_steps": args.max_steps}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    meta_path = out.with_suffix(".meta.json")
+    old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta = {"spec": str(Path(args.spec).relative_to(ROOT)) if Path(args.spec).is_relative_to(ROOT) else args.spec,
             "fixed": base, "levels": {k: levels(spec.space[k], args.levels) for k in names},
-            "grid_size": len(points), "order_seed": args.seed}
-    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            "grid_size": len(points), "order_seed": args.seed,
+            "cpu_seconds_extrapolated": old_meta.get("cpu_seconds_extrapolated", [])}
+    if args.backfill_cpu:
+        filled = backfill_cpu(out, objective, clock, base, names, args.backfill_cpu)
+        meta["cpu_seconds_extrapolated"] = sorted({*meta["cpu_seconds_extrapolated"], *filled})
+        meta["cpu_backfill_steps"] = args.backfill_cpu
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    if args.backfill_cpu:
+        return 0
 
     order = list(range(len(points)))
     random.Random(args.seed).shuffle(order)
@@ -128,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopping: {args.minutes:g} min spent", flush=True)
             break
         params = dict(zip(names, points[cid], strict=True))
-        reporter = RowReporter()
+        reporter = RowReporter(clock)
         try:
-            summary = train({**base, **params}, reporter)
+            summary = objective.train({**base, **params}, reporter)
         except Exception as e:  # noqa: BLE001 - record what we can, keep going
             print(f"config {cid} {params}: {type(e).__name__}: {e}", flush=True)
             continue
