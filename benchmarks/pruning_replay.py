@@ -103,7 +103,8 @@ class Truth:
         return self.top5[0]
 
 
-def true_times(table: dict[int, pd.DataFrame], target: float, budget: float, clock: str) -> Truth:
+def true_times(table: dict[int, pd.DataFrame], target: float, budget: float,
+               clock: str = "train_seconds") -> Truth:
     """Time to target from the full curves, with hpo's censoring for the configs that miss it."""
     times = {}
     for cid, rows in table.items():
