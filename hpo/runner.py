@@ -219,11 +219,19 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
 
 def _refuse_surplus(session: Session, trial: optuna.Trial) -> None:
     """Two workers may both start the last trial; the later one steps back (as FAIL)."""
+    if trial.number in _queued(session.study):
+        return  # it was queued (a retry, a design point): counted since it was queued
     before = [t for t in session.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number]
     if len(before) >= session.total:
         reason = f"surplus: the study already had its {session.total} trials when this one started"
         trial.set_user_attr(FAIL_ATTR, reason)
         raise HpoError(reason)
+
+
+def _queued(study: optuna.Study) -> set[int]:
+    """Numbers of trials that were enqueued (WAITING before a worker took them)."""
+    return {t.number for t in study.get_trials(deepcopy=False) if "fixed_params" in t.system_attrs
+            or "failed_trial" in t.system_attrs}
 
 
 class Progress:
@@ -301,8 +309,9 @@ def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]])
     if session.lock is not None:
         session.lock.acquire()
     try:
-        if counted_trials(session.study) >= session.total:
-            return False
+        waiting = session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if counted_trials(session.study) >= session.total and not waiting:
+            return False  # queued trials (retries, a design) already count: run them first
         session.current = None
         try:
             session.study.optimize(objective, n_trials=1, catch=(Exception,))

@@ -155,3 +155,16 @@ def test_same_study_on_postgresql(workdir: Path, pg_url: str) -> None:
 def test_show_unknown_study_is_one_line(workdir: Path) -> None:
     proc = run_hpo("show", "--study", "ghost", cwd=workdir)
     assert proc.returncode == 1 and "study 'ghost' not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_queued_trials_run_even_when_they_make_up_the_total(workdir: Path) -> None:
+    _spec(workdir, n_trials=3)
+    assert run_hpo("optimize", "--study", "syn", "--n-trials", "1", cwd=workdir).returncode == 0
+    study = _study(workdir)
+    for lr in (0.001, 0.002):
+        study.enqueue_trial({"lr": lr, "width": 32})
+    proc = run_hpo("optimize", "--study", "syn", cwd=workdir)  # 1 done + 2 queued = the total of 3
+    assert proc.returncode == 0, proc.stderr
+    trials = _study(workdir).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert sorted(t.params["lr"] for t in trials[1:]) == [0.001, 0.002]
