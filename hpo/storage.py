@@ -95,7 +95,8 @@ def _rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
         try:
             return RDBStorage(url, **kwargs)
         except SQLAlchemyError as e:
-            if "already exists" not in str(e) or attempt == 19:
+            racing = "already exists" in str(e) or "alembic_version" in str(e)
+            if not racing or attempt == 19:
                 raise
             time.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
