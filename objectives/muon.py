@@ -8,7 +8,7 @@ Per step, for each matrix (Keller Jordan's Muon; modded-nanogpt's NorMuon varian
    transposed, so ``A`` is the small Gram matrix):
 
    - ``newton_schulz``: the fixed quintic (3.4445, −4.7750, 2.0315) after ``X / ‖X‖_F``; it trades
-     exactness for slope at 0, leaving singular values in roughly [0.7, 1.2];
+     exactness for slope at 0, leaving singular values in roughly [0.7, 1.15];
    - ``polar_express``: Amsel et al. 2025 (arXiv:2505.16932), a different (a, b, c) per iteration,
      after ``X / (1.02 ‖X‖_F)``; it lands much closer to 1. Coefficients and normalisation are
      those of KellerJordan/modded-nanogpt ``train_gpt.py`` (num_iters=5, safety 2e-2, cushion 2).
