@@ -104,7 +104,7 @@ def _load_wikitext2() -> Any:
     try:
         with _forced_offline(offline):
             parts = datasets.load_dataset("wikitext", "wikitext-2-raw-v1")
-    except Exception as exc:  # noqa: BLE001 - any failure here has the same remedy
+    except Exception as exc:  # whatever went wrong, the remedy is the same
         where = "offline and not in the local cache" if offline else f"failed to load ({exc})"
         raise RuntimeError(
             f"dataset 'wikitext2' (wikitext-2-raw-v1 from the Hugging Face hub) is {where}; "

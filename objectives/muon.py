@@ -116,10 +116,11 @@ class Muon(torch.optim.Optimizer):
     ) -> None:
         if orthog not in ORTHOGONALIZERS:
             raise ValueError(f"orthog must be one of {sorted(ORTHOGONALIZERS)}, got {orthog!r}")
-        defaults = dict(
-            lr=lr, momentum=momentum, nesterov=nesterov, orthog=orthog, variance_reduction=variance_reduction,
-            beta2=beta2, weight_decay=weight_decay, cautious_wd=cautious_wd,
-        )
+        defaults = {
+            "lr": lr, "momentum": momentum, "nesterov": nesterov, "orthog": orthog,
+            "variance_reduction": variance_reduction, "beta2": beta2,
+            "weight_decay": weight_decay, "cautious_wd": cautious_wd,
+        }
         super().__init__(params, defaults)
         self.orthog_dtype = orthog_dtype
         for group in self.param_groups:

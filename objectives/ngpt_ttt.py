@@ -100,7 +100,7 @@ def build_optimizers(model: NGPT, cfg: dict[str, Any]) -> list[torch.optim.Optim
 
     No weight decay on the AdamW side: embeddings and head are normalised, gains are gains.
     """
-    adamw = dict(lr=float(cfg["adam_lr"]), betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
+    adamw = {"lr": float(cfg["adam_lr"]), "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0}
     if cfg["optimizer"] == "adamw":
         return [torch.optim.AdamW(model.parameters(), **adamw)]
     hidden = model.hidden_matrices()

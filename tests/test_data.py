@@ -66,7 +66,7 @@ def test_validation_batches_are_fixed_and_shifted_by_one() -> None:
 
 def test_batch_sampler_is_seeded_and_resumable() -> None:
     train = load_splits("pydoc").train
-    make = lambda seed: BatchSampler(train, batch_size=4, seq_len=16, seed=seed, device=CPU)  # noqa: E731
+    make = lambda seed: BatchSampler(train, batch_size=4, seq_len=16, seed=seed, device=CPU)
     s1, s2, other = make(7), make(7), make(8)
     assert torch.equal(s1.next()[0], s2.next()[0])
     assert not torch.equal(s1.next()[0], other.next()[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import math
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_bare_run_learns_and_reports_every_val_freq() -> None:
     tokens = [h["tokens"] for h in rep.history]
     assert tokens == [s * 8 * 32 for s in steps]
     seconds = [h["train_seconds"] for h in rep.history]
-    assert all(b > a > 0 for a, b in zip(seconds, seconds[1:]))
+    assert all(b > a > 0 for a, b in itertools.pairwise(seconds))
     losses = [h["val_loss"] for h in rep.history]
     assert losses[-1] < losses[0] - 0.5 and losses[0] < math.log(256)
     assert all(h["val_ppl"] == pytest.approx(math.exp(h["val_loss"])) for h in rep.history)
