@@ -1,10 +1,12 @@
 """Trials per hour with 1 and 2 worker processes on this machine, against PostgreSQL.
 
-Same tiny nGPT objective, same number of trials, same run. One worker gets every core
-(torch's default threads); with ``--workers 2`` each worker gets its share
-(``OMP_NUM_THREADS = cores / workers``). Goal on a 2-core machine: >= 1.8x.
+Same tiny nGPT objective, same number of trials, same run, in two settings:
+``threads: 1`` per trial (as ``search_spaces/ngpt_ttt.yaml`` sets it: one worker leaves a core
+idle) and torch's default threads (one worker already spreads over every core; with
+``--workers 2`` each worker gets ``OMP_NUM_THREADS = cores / workers``). Goal on a 2-core
+machine: >= 1.8x.
 
-    python benchmarks/worker_scaling.py [--trials 12] [--pg URL]
+    python benchmarks/worker_scaling.py [--trials 16] [--pg URL]
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ TINY = {"n_layer": 1, "d_model": 64, "n_head": 2, "seq_len": 64, "batch_size": 1
         "max_steps": 120, "val_freq": 40, "val_batches": 2, "val_batch_size": 16}
 
 
-def run(workers: int, trials: int, url: str, tmp: Path) -> float:
+def run(workers: int, trials: int, url: str, tmp: Path, threads: int | None) -> float:
     name = f"scaling-{workers}w-{uuid.uuid4().hex[:6]}"
+    fixed = {**TINY, "threads": threads}
     spec = {"study": name, "objective": "objectives.ngpt_ttt:train", "metrics": {"val_loss": "minimize"},
-            "sampler": {"name": "random", "options": {"seed": 0}}, "fixed": TINY,
+            "sampler": {"name": "random", "options": {"seed": 0}}, "fixed": fixed,
             "space": {"lr": {"type": "float", "low": 0.005, "high": 0.05, "log": True}}}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -50,16 +53,16 @@ def run(workers: int, trials: int, url: str, tmp: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        one = run(1, args.trials, args.pg, Path(tmp))
-        two = run(2, args.trials, args.pg, Path(tmp))
     print(f"{os.cpu_count()} cores, {args.trials} trials of a tiny nGPT (1x64, 120 steps) on PostgreSQL")
-    print(f"1 worker : {one:8.0f} trials/hour")
-    print(f"2 workers: {two:8.0f} trials/hour")
-    print(f"ratio    : {two / one:8.2f}x   (goal >= 1.8x)")
+    print(f"{'torch threads':<22} {'1 worker':>10} {'2 workers':>10} {'ratio':>7}   (trials/hour; goal >= 1.8x)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads, label in ((1, "1 per trial (spec)"), (None, "default (all cores)")):
+            one = run(1, args.trials, args.pg, Path(tmp), threads)
+            two = run(2, args.trials, args.pg, Path(tmp), threads)
+            print(f"{label:<22} {one:10.0f} {two:10.0f} {two / one:6.2f}x")
 
 
 if __name__ == "__main__":
