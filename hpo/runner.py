@@ -179,7 +179,6 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
         if session.lock is not None:
             session.lock.release()  # the trial exists: other workers may count it now
         storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": host_name(), "pid": os.getpid()})
-        _refuse_surplus(session, trial)
         config = suggest_config(trial, spec)
         reporter = new_reporter(session, trial)
         start = time.perf_counter()
@@ -215,23 +214,6 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
         return [float(metrics[m]) for m in spec.metrics]
 
     return objective
-
-
-def _refuse_surplus(session: Session, trial: optuna.Trial) -> None:
-    """Two workers may both start the last trial; the later one steps back (as FAIL)."""
-    if trial.number in _queued(session.study):
-        return  # it was queued (a retry, a design point): counted since it was queued
-    before = [t for t in session.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number]
-    if len(before) >= session.total:
-        reason = f"surplus: the study already had its {session.total} trials when this one started"
-        trial.set_user_attr(FAIL_ATTR, reason)
-        raise HpoError(reason)
-
-
-def _queued(study: optuna.Study) -> set[int]:
-    """Numbers of trials that were enqueued (WAITING before a worker took them)."""
-    return {t.number for t in study.get_trials(deepcopy=False) if "fixed_params" in t.system_attrs
-            or "failed_trial" in t.system_attrs}
 
 
 class Progress:
