@@ -1,4 +1,4 @@
-"""Pruners: the token-indexed kill rule, "any of these", and the spec → pruner registry.
+"""Pruners: the token-indexed kill rule, adaptive time capping, "any of these", and the registry.
 
 All of them are ``optuna.pruners.BasePruner`` subclasses, so they also work in a plain
 single-objective Optuna study; ``hpo`` runs them (and Optuna's own) in multi-objective
@@ -16,7 +16,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.spec import Component
-from hpo.storage import trial_metrics
+from hpo.storage import metric_key, trial_metrics
 
 REASON_ATTR = "prune_reason"
 
@@ -39,7 +39,20 @@ def curve(trial: FrozenTrial, metric: str | None) -> tuple[np.ndarray, np.ndarra
     return np.asarray(xs), np.asarray(ys)
 
 
-class KillRulePruner(BasePruner):
+class ReasonedPruner(BasePruner):
+    """A pruner that says why: ``reason()`` returns a dict (stored as ``prune_reason``) or None."""
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        reason = self.reason(study, trial)
+        if reason is not None:
+            study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
+        return reason is not None
+
+    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+class KillRulePruner(ReasonedPruner):
     """Stop a trial whose metric is ``threshold`` worse than a reference at the same tokens.
 
     The reference is a fixed ``baseline`` value, the curve of trial number ``baseline_trial``,
@@ -79,12 +92,6 @@ class KillRulePruner(BasePruner):
         # not at every report (25 ms -> well under 1 ms per decision with 1000 finished trials).
         self._curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._picked: dict[str, tuple[int, FrozenTrial | None]] = {}
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        reason = self.reason(study, trial)
-        if reason is not None:
-            study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
-        return reason is not None
 
     def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
         """Why the trial should be killed now, or None."""
@@ -153,6 +160,50 @@ class KillRulePruner(BasePruner):
         }
 
 
+class TimeCapPruner(ReasonedPruner):
+    """Stop a trial whose clock has passed the ``rank``-th best time to target so far.
+
+    Adaptive capping (Hutter et al., ParamILS, 2009) for time-to-target studies: a trial
+    still short of the target after that many seconds can no longer finish among the
+    ``rank`` fastest, so the rest of its run is wasted compute. ``slack`` lets it run that
+    fraction longer. Times to target are the ``clock`` metric at the last report of COMPLETE
+    trials that reached the target (``reached_target``; the reporter stops them at that
+    report). Nothing is capped until ``rank`` trials have reached the target; the target is
+    checked before the pruner, so a trial crossing it at the cap still completes.
+    """
+
+    def __init__(self, clock: str = "train_seconds", rank: int = 1, slack: float = 0.0) -> None:
+        if rank < 1:
+            raise ValueError(f"rank must be >= 1, got {rank}")
+        if slack < 0:
+            raise ValueError(f"slack must be >= 0, got {slack}")
+        self.clock, self.rank, self.slack = clock, rank, slack
+        self._times: dict[tuple[str, int], float | None] = {}  # finished trials never change
+
+    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+        elapsed = trial.system_attrs.get(metric_key(trial.last_step or 0), {}).get(self.clock)
+        if elapsed is None:
+            return None
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        times = sorted(s for s in (self._time(study, t) for t in done) if s is not None)
+        if len(times) < self.rank:
+            return None
+        cap = times[self.rank - 1] * (1.0 + self.slack)
+        if elapsed < cap:
+            return None
+        return {"pruner": "time_cap", "step": trial.last_step, "clock": self.clock, "value": elapsed,
+                "cap": cap, "rank": self.rank,
+                "why": f"{elapsed:.4g} s of {self.clock} without reaching the target, "
+                       f"cap {cap:.4g} s (time to target of the #{self.rank} trial x {1 + self.slack:g})"}
+
+    def _time(self, study: optuna.Study, t: FrozenTrial) -> float | None:
+        key = (study.study_name, t._trial_id)
+        if key not in self._times:
+            m = t.system_attrs.get(metric_key(t.last_step or 0), {}) if t.user_attrs.get("reached_target") else {}
+            self._times[key] = m.get(self.clock)
+        return self._times[key]
+
+
 class AnyPruner(BasePruner):
     """Prune when any of the given pruners says so; the first one that does is recorded."""
 
@@ -162,7 +213,7 @@ class AnyPruner(BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         for name, pruner in self.pruners:
             if pruner.prune(study, trial):
-                if not isinstance(pruner, KillRulePruner):
+                if not isinstance(pruner, ReasonedPruner):
                     reason = {"pruner": name, "step": trial.last_step,
                               "value": trial.intermediate_values.get(trial.last_step)}
                     study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
@@ -188,6 +239,7 @@ REGISTRY: dict[str, Any] = {
     "patient": _patient,
     "wilcoxon": optuna.pruners.WilcoxonPruner,
     "kill_rule": KillRulePruner,
+    "time_cap": TimeCapPruner,
 }
 
 

@@ -128,6 +128,8 @@ def prune_text(reason: dict[str, Any] | None, step: int) -> str:
     if reason.get("reference") is not None and reason.get("difference") is not None:
         text += (f", value {reason['value']:.4g} vs reference {reason['reference']:.4g}"
                  f" at {reason['tokens']:.0f} tokens (worse by {reason['difference']:.3g})")
+    elif reason.get("why"):
+        text += f": {reason['why']}"
     return text
 
 

@@ -27,6 +27,7 @@ PRUNERS = (
     "patient",
     "wilcoxon",
     "kill_rule",
+    "time_cap",
 )
 Direction = Literal["minimize", "maximize"]
 

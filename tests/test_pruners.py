@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from curves import Curve, loss_rows, ppl_rows, pruned_steps, run_hpo_curves, run_plain_curves
-from hpo.pruners import REASON_ATTR, REGISTRY, AnyPruner, KillRulePruner, build_one, build_pruner
+from hpo.pruners import REASON_ATTR, REGISTRY, AnyPruner, KillRulePruner, TimeCapPruner, build_one, build_pruner
 from hpo.spec import PRUNERS, Component
 
 M = 1_000_000
@@ -148,6 +148,51 @@ def test_kill_rule_rejects_bad_options() -> None:
         KillRulePruner(patience=0)
 
 
+# --- adaptive time capping ------------------------------------------------------------------
+
+TTT = {"metrics": {"time_to_target": "minimize"}, "target": {"metric": "val_loss", "below": 1.0},
+       "trial_budget_seconds": 100}
+
+
+def time_cap(**options: Any) -> list[dict[str, Any]]:
+    return [{"name": "time_cap", "options": options}]
+
+
+def test_time_cap_stops_a_trial_once_it_is_slower_than_the_best_time_to_target() -> None:
+    # loss_rows: 1 s per report. Trial 0 reaches the target (< 1.0) at 3 s; trial 1 never does and
+    # is stopped at 3 s, not at the 100 s budget; trial 2 crosses at 3 s and completes; trial 3 is
+    # faster (2 s) and lowers the cap, so trial 4 stops at 2 s.
+    curves = as_rows([[2.0, 1.5, 0.9], [2.0] * 8, [2.0, 2.0, 0.95, 0.5], [1.5, 0.8], [2.0] * 8])
+    study = run_hpo_curves(curves, time_cap(), **TTT)
+    assert pruned_steps(study) == [None, 3, None, None, 2]
+    assert [t.values[0] for t in study.trials if t.state == TrialState.COMPLETE] == [3.0, 3.0, 2.0]
+    assert reason(study, 1) == {"pruner": "time_cap", "step": 3, "clock": "train_seconds", "value": 3.0,
+                                "cap": 3.0, "rank": 1, "why": reason(study, 1)["why"]}
+    assert "cap 3 s" in study.trials[1].user_attrs["stop_reason"]
+
+
+def test_time_cap_rank_waits_for_that_many_finishers_and_slack_extends_the_cap() -> None:
+    # rank 2: trial 1 runs to the budget-free end (only one finisher yet); then the 2nd-best time is
+    # 4 s, and slack 0.5 caps trial 3 at 6 s.
+    curves = as_rows([[2.0, 0.9], [2.0] * 8, [2.0, 2.0, 2.0, 0.9], [2.0] * 8])
+    study = run_hpo_curves(curves, time_cap(rank=2, slack=0.5), **TTT)
+    assert pruned_steps(study) == [None, None, None, 6]
+    assert reason(study, 3)["cap"] == 6.0
+
+
+def test_time_cap_ignores_finished_trials_that_missed_the_target() -> None:
+    # trial 0 ends at its last report without reaching the target: it sets no cap.
+    study = run_hpo_curves(as_rows([[2.0, 1.5], [2.0] * 5]), time_cap(), **TTT)
+    assert pruned_steps(study) == [None, None]
+
+
+def test_time_cap_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="rank"):
+        TimeCapPruner(rank=0)
+    with pytest.raises(ValueError, match="slack"):
+        TimeCapPruner(slack=-0.1)
+
+
 # --- composition ---------------------------------------------------------------------------
 
 
@@ -217,6 +262,8 @@ REGISTRY_CASES: list[tuple[str, dict[str, Any], Callable[[Any], bool]]] = [
                    "baseline_trial": 4, "stall_patience": 6},
      lambda p: (p.metric, p.threshold, p.min_tokens, p.patience, p.sign, p.baseline_trial, p.stall_patience)
      == ("val_ppl", 0.3, 5e5, 2, -1.0, 4, 6)),
+    ("time_cap", {"clock": "cpu_seconds", "rank": 5, "slack": 0.1},
+     lambda p: (p.clock, p.rank, p.slack) == ("cpu_seconds", 5, 0.1)),
 ]
 
 
