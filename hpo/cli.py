@@ -48,9 +48,9 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from hpo.runner import load_study, open_session, run
     from hpo.spec import find_spec, load_spec
-    from hpo.tables import summary
 
-    spec = load_spec(find_spec(args.study, args.spec))
+    # A parent of workers only finds the objective's module: the workers import it.
+    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1)
     if args.study and args.spec and spec.study != args.study:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
     if args.workers < 1:
@@ -73,6 +73,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print("interrupted: the running trial is marked FAIL; re-run the same command to continue",
               file=sys.stderr)
         return 130
+    from hpo.tables import summary  # pandas: not needed before the end
+
     print(summary(study))
     return 0
 

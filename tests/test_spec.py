@@ -98,3 +98,14 @@ def test_bad_pruner_options_are_a_spec_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "pruners" in proc.stderr and "n_startup" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_locating_the_objective_finds_a_missing_module_without_importing_it(tmp_path: Path) -> None:
+    import sys
+
+    sys.modules.pop("objectives.synthetic", None)
+    load_spec(_write(tmp_path, GOOD), import_objective=False)
+    assert "objectives.synthetic" not in sys.modules  # a parent of workers must not import torch
+    with pytest.raises(SpecError, match=r"cannot find module 'objectives\.nothere'") as err:
+        load_spec(_write(tmp_path, _variant(objective="objectives.nothere:train")), import_objective=False)
+    assert "\n" not in str(err.value)
