@@ -26,16 +26,18 @@ training thread over the same intervals (the objective's ``TrainClock`` is subcl
 ``--backfill-cpu N`` adds ``cpu_seconds`` to configs recorded without it, from an N-step run of
 the same config (per-step cost × step; those ids are listed in the meta file).
 
-Run it in the background, one process::
+Run it in the background, one process per core (``--shard K/N``; each appends whole configs
+under a file lock)::
 
-    nohup python benchmarks/record_curves.py --n-configs 60 --minutes 40 \\
-        > benchmarks/data/record_curves.log 2>&1 &
+    for k in 0 1; do nohup python benchmarks/record_curves.py --n-configs 200 --minutes 80 \\
+        --shard $k/2 > benchmarks/data/record_curves.$k.log 2>&1 & done
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import itertools
 import json
 import math
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=40.0, help="start no new config after this long")
     p.add_argument("--levels", type=int, default=4, help="levels per numeric parameter")
     p.add_argument("--seed", type=int, default=0, help="order in which the grid is visited")
+    p.add_argument("--shard", default="0/1", metavar="K/N",
+                   help="record every N-th config left to do, starting at K (run N processes, K=0..N-1)")
     p.add_argument("--max-steps", type=int, default=PRESET["max_steps"])
     p.add_argument("--backfill-cpu", type=int, metavar="STEPS",
                    help="only add cpu_seconds to recorded configs that lack it, from STEPS-step runs")
@@ -181,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             "fixed": base, "levels": {k: levels(spec.space[k], args.levels) for k in names},
             "grid_size": len(points), "order_seed": args.seed,
             "cpu_seconds_extrapolated": old_meta.get("cpu_seconds_extrapolated", [])}
+    if "cpu_backfill_steps" in old_meta:
+        meta["cpu_backfill_steps"] = old_meta["cpu_backfill_steps"]
     if args.backfill_cpu:
         filled = backfill_cpu(out, objective, clock, base, names, args.backfill_cpu)
         meta["cpu_seconds_extrapolated"] = sorted({*meta["cpu_seconds_extrapolated"], *filled})
@@ -192,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     order = list(range(len(points)))
     random.Random(args.seed).shuffle(order)
     done = recorded_ids(out)
-    todo = [i for i in order if i not in done][: args.n_configs]
+    k, n_shards = (int(x) for x in args.shard.split("/"))
+    todo = [i for i in order if i not in done][k::n_shards][: args.n_configs]
     print(f"grid of {len(points)} configs over {names}; {len(done)} recorded, recording {len(todo)}", flush=True)
     deadline = time.monotonic() + 60 * args.minutes
     header = ["config_id", *names, *CURVE_COLUMNS]
@@ -207,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - record what we can, keep going
             print(f"config {cid} {params}: {type(e).__name__}: {e}", flush=True)
             continue
-        new_file = not out.exists()
         with out.open("a", newline="") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # shards append to the same file, one whole config at a time
             writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-            if new_file:
+            if f.tell() == 0:
                 writer.writeheader()
-            for row in reporter.rows:
-                writer.writerow({"config_id": cid, **params, **row})
+            writer.writerows({"config_id": cid, **params, **row} for row in reporter.rows)
+            f.flush()
         print(f"[{n}/{len(todo)}] config {cid} {params}: final val_loss {summary['val_loss']:.4f} "
               f"in {summary['train_seconds']:.1f} s train, {summary['wall_seconds']:.1f} s wall", flush=True)
     return 0
