@@ -53,6 +53,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hpo.protocol import StopTrial
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
 
 DATA = ROOT / "benchmarks" / "data"
@@ -94,6 +95,32 @@ def recorded_ids(path: Path) -> set[int]:
         return {int(row["config_id"]) for row in csv.DictReader(f)}
 
 
+def recorded_runs(path: Path, names: list[str]) -> dict[tuple[Any, ...], tuple[int, list[dict[str, Any]]]]:
+    """Effective params → (config_id, rows) of the runs already in the table."""
+    if not path.exists():
+        return {}
+    out = {}
+    for cid, rows in pd.read_csv(path).groupby("config_id"):
+        params = {k: _plain(rows.iloc[0][k]) for k in names}
+        out.setdefault(effective(params), (int(cid), rows[CURVE_COLUMNS].to_dict("records")))
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def append(out: Path, header: list[str], cid: int, params: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Append one config's rows; shards append to the same file, one whole config at a time."""
+    with out.open("a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        if f.tell() == 0:
+            writer.writeheader()
+        writer.writerows({"config_id": cid, **params, **row} for row in rows)
+        f.flush()
+
+
 def install_cpu_clock(objective: Any) -> type:
     """Make the objective's training clock also count this thread's CPU seconds."""
 
@@ -120,17 +147,33 @@ def install_cpu_clock(objective: Any) -> type:
 
 
 class RowReporter:
-    """Collects every report of one run (the objective only calls it; nothing is ever stopped)."""
+    """Collects every report of one run; with ``budget_cpu``, ends it once that much CPU is spent."""
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Any, budget_cpu: float | None = None) -> None:
         self.rows: list[dict[str, float]] = []
         self.clock = clock
+        self.budget_cpu = budget_cpu
         self.start = time.perf_counter()
 
     def __call__(self, step: int, **metrics: float) -> None:
         cpu = self.clock.latest.cpu  # the clock is stopped while the objective reports
         self.rows.append({"step": step, **metrics, "cpu_seconds": cpu,
                           "wall_seconds": time.perf_counter() - self.start})
+        if self.budget_cpu is not None and cpu >= self.budget_cpu:
+            raise StopTrial(f"{self.budget_cpu:g} s of CPU spent", pruned=False)
+
+
+# ``optimizer: adamw`` trains every parameter with AdamW at ``adam_lr`` (objectives/ngpt_ttt.py
+# build_optimizers): these searched parameters change nothing, so an AdamW grid point that differs
+# from a recorded one only in them gets that run's rows copied instead of training again.
+IGNORED_BY_ADAMW = ("orthog", "variance_reduction", "cautious_wd", "lr", "momentum")
+
+
+def effective(params: dict[str, Any]) -> tuple[Any, ...]:
+    """The parameters that change the run."""
+    if params.get("optimizer") == "adamw":
+        params = {k: v for k, v in params.items() if k not in IGNORED_BY_ADAMW}
+    return tuple(sorted((k, str(v)) for k, v in params.items()))
 
 
 def backfill_cpu(out: Path, objective: Any, clock: Any, base: dict[str, Any], names: list[str],
@@ -166,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", default="0/1", metavar="K/N",
                    help="record every N-th config left to do, starting at K (run N processes, K=0..N-1)")
     p.add_argument("--max-steps", type=int, default=PRESET["max_steps"])
+    p.add_argument("--budget-cpu", type=float, metavar="SECONDS",
+                   help="end each run after this much training CPU time (with a large --max-steps: "
+                        "every config gets the same compute, as in a time-budgeted study)")
     p.add_argument("--backfill-cpu", type=int, metavar="STEPS",
                    help="only add cpu_seconds to recorded configs that lack it, from STEPS-step runs")
     args = p.parse_args(argv)
@@ -184,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"spec": str(Path(args.spec).relative_to(ROOT)) if Path(args.spec).is_relative_to(ROOT) else args.spec,
             "fixed": base, "levels": {k: levels(spec.space[k], args.levels) for k in names},
             "grid_size": len(points), "order_seed": args.seed,
-            "cpu_seconds_extrapolated": old_meta.get("cpu_seconds_extrapolated", [])}
+            "cpu_seconds_extrapolated": old_meta.get("cpu_seconds_extrapolated", []),
+            "budget_cpu_seconds": args.budget_cpu}
     if "cpu_backfill_steps" in old_meta:
         meta["cpu_backfill_steps"] = old_meta["cpu_backfill_steps"]
     if args.backfill_cpu:
@@ -203,24 +250,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"grid of {len(points)} configs over {names}; {len(done)} recorded, recording {len(todo)}", flush=True)
     deadline = time.monotonic() + 60 * args.minutes
     header = ["config_id", *names, *CURVE_COLUMNS]
+    runs = recorded_runs(out, names)
     for n, cid in enumerate(todo, start=1):
         if time.monotonic() >= deadline:
             print(f"stopping: {args.minutes:g} min spent", flush=True)
             break
         params = dict(zip(names, points[cid], strict=True))
-        reporter = RowReporter(clock)
+        same = runs.get(effective(params))
+        if same is not None:
+            source, rows = same
+            append(out, header, cid, params, rows)
+            print(f"[{n}/{len(todo)}] config {cid}: the same run as config {source}, copied", flush=True)
+            continue
+        reporter = RowReporter(clock, args.budget_cpu)
         try:
             summary = objective.train({**base, **params}, reporter)
+        except StopTrial:
+            summary = {"val_loss": reporter.rows[-1]["val_loss"], "train_seconds": reporter.rows[-1]["train_seconds"],
+                       "wall_seconds": reporter.rows[-1]["wall_seconds"]}
         except Exception as e:  # noqa: BLE001 - record what we can, keep going
             print(f"config {cid} {params}: {type(e).__name__}: {e}", flush=True)
             continue
-        with out.open("a", newline="") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)  # shards append to the same file, one whole config at a time
-            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-            if f.tell() == 0:
-                writer.writeheader()
-            writer.writerows({"config_id": cid, **params, **row} for row in reporter.rows)
-            f.flush()
+        runs[effective(params)] = (cid, reporter.rows)
+        append(out, header, cid, params, reporter.rows)
         print(f"[{n}/{len(todo)}] config {cid} {params}: final val_loss {summary['val_loss']:.4f} "
               f"in {summary['train_seconds']:.1f} s train, {summary['wall_seconds']:.1f} s wall", flush=True)
     return 0
