@@ -1,21 +1,30 @@
 """Compute to a near-best config: the seed's two-stage plan vs Optuna defaults vs hpo (issue 5).
 
-Replays the recorded nGPT curves of ``benchmarks/data/ngpt_curves.csv`` (``record_curves.py``: a
-grid over the ngpt_ttt space) and asks of each strategy: how many training seconds does it spend
-before it has run, to the target, a config whose time to target is within 5% of the best in the
-table? Trials train nothing: a strategy asks for params anywhere in the grid's box, and the
+Replays recorded nGPT curves (``benchmarks/record_curves.py``: a grid over the ngpt_ttt space)
+and asks of each strategy: how many training seconds does it spend before it has run, to the
+target, a config whose time to target is within 5% of the best in the table? Trials train nothing: a strategy asks for params anywhere in the grid's box, and the
 recorded config nearest to them (in level units; a categorical mismatch counts one whole range)
-has its curve reported, so samplers still see a landscape with structure.
+that this strategy has not run yet in this seed has its curve reported, so samplers still see a
+landscape with structure. "Not run yet": the table holds a few hundred of the space's configs, so
+a sampler's proposals near a good point (which in the real space are other, nearby configs) would
+otherwise all land on the same recorded run and re-run it for nothing (a TPE study ran 96 trials
+on 14 distinct configs that way). ``--allow-repeats`` maps to the plain nearest config instead.
 
 * (a) **seed**: seed 003's plan. Stage 1 is a fixed list of 48 configs: a baseline, every other
   level of every factor around it (the seed's groups A-F) and hand-picked combinations (group G;
   here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
-* (c) **hpo**: TPE + the kill rule (``pruning_replay``'s settings; ``--pruners kill_rule+asha``
-  adds ASHA, which ``pruning_replay`` shows killing the winners), two stages via
-  ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow to the top 5, Stage 2 = the design
-  enqueued first, then TPE.
+* (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
+  rule (``pruning_replay``'s settings for this preset) and the time cap at the 5th-best time
+  (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
+  killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
+  to the top 5, Stage 2 = the design enqueued first, then TPE.
+
+The default table is ``ngpt_timed.csv``: every config trained for the same 15 s of CPU
+(``record_curves.py --budget-cpu 15``), as in a time-budgeted study. ``ngpt_curves.csv`` (200
+steps per config whatever its batch size) makes time to target mostly a matter of which configs
+happen to cross just before their last step.
 
 Each strategy is replayed over ``--seeds`` seeds; it prints the share of seeds that got there,
 medians and quartiles of the compute (a seed that never gets there counts with all it spent, a
@@ -59,11 +68,10 @@ from hpo.narrowing import narrow_study  # noqa: E402
 from hpo.pruners import build_pruner  # noqa: E402
 from hpo.runner import SPEC_ATTR, Session, load_study, run  # noqa: E402
 from hpo.space import distributions  # noqa: E402
-from hpo.study_info import study_spec  # noqa: E402
 from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec  # noqa: E402
 from hpo.two_stage import FROM_ATTR, apply, make_plan  # noqa: E402
 
-TABLE = ROOT / "benchmarks" / "data" / "ngpt_curves.csv"
+TABLE = ROOT / "benchmarks" / "data" / "ngpt_timed.csv"
 CLOCK = "cpu_seconds"
 WITHIN = 0.05  # "near-best": time to target within 5% of the table's best
 STAGE1, RUNS, TOP = 48, 36, 5
@@ -92,11 +100,13 @@ class Grid:
         f = np.log if levels.max() / max(levels.min(), 1e-300) >= 10 else (lambda x: x)
         return float(np.interp(f(float(value)), f(levels), np.arange(len(levels))) / (len(levels) - 1))
 
-    def nearest(self, params: dict[str, Any]) -> int:
+    def nearest(self, params: dict[str, Any], exclude: set[int] | None = None) -> int:
+        """The recorded config nearest to ``params``, skipping ``exclude`` (unless that is all)."""
         point = np.array([self.position(k, params[k]) for k in self.numeric])
         d = ((self.coords - point) ** 2).sum(axis=1)
         d += [sum(c != _norm(params[k]) for c, k in zip(cats, self.categorical)) for cats in self.cats]
-        return self.ids[int(np.argmin(d))]
+        order = [self.ids[i] for i in np.argsort(d, kind="stable")]
+        return next((c for c in order if c not in (exclude or ())), order[0])
 
     def space(self) -> dict[str, Any]:
         """The grid's box as an hpo space: numeric ranges (log if the levels span 10x), choices."""
@@ -124,12 +134,24 @@ def grid(table_path: str) -> Grid:
     return Grid(table_path)
 
 
+RUN: dict[str, set[int]] = {}  # the configs each strategy run (fixed value "run") has trained
+ALLOW_REPEATS = False
+
+
+def pick(g: Grid, params: dict[str, Any], run: str) -> int:
+    """The config a strategy's trial trains: the nearest one it has not run yet."""
+    done = RUN.setdefault(run, set())
+    cid = g.nearest(params) if ALLOW_REPEATS else g.nearest(params, done)
+    done.add(cid)
+    return cid
+
+
 def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """The objective: the nearest recorded config's curve through ``report``; trains nothing."""
-    cid = grid(config["table"]).nearest(config)
+    """The objective: a recorded config's curve through ``report`` (see :func:`pick`); trains nothing."""
+    cid = pick(grid(config["table"]), config, config["run"])
     for row in load_table(config["table"])[cid].itertuples(index=False):
         report(int(row.step), tokens=float(row.tokens), train_seconds=float(getattr(row, CLOCK)),
-               val_loss=float(row.val_loss), val_ppl=float(row.val_ppl))
+               val_loss=float(row.val_loss), val_ppl=float(row.val_ppl), config_id=float(cid))
     return {}
 
 
@@ -140,7 +162,7 @@ def spec_for(name: str, table_path: str, target: float, budget: float, pruners: 
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
         "target": {"metric": "val_loss", "below": target}, "trial_budget_seconds": budget,
         "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
-        "fixed": {"table": table_path}, "space": grid(table_path).space(),
+        "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(),
     }, "two_stage_replay")
 
 
@@ -169,13 +191,12 @@ class Ledger:
         if reached and cid in self.good:
             self.hit = self.spent
 
-    def add_study(self, study: optuna.Study, g: Grid) -> None:
+    def add_study(self, study: optuna.Study) -> None:
         """The study's own trials in run order (copied Stage-1 trials cost nothing again)."""
-        fixed = study_spec(study).fixed  # type: ignore[union-attr]
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
             if FROM_ATTR in t.system_attrs or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
                 continue
-            self.add(g.nearest({**fixed, **t.params}), t.last_step,
+            self.add(int(t.user_attrs["config_id"]), t.last_step,
                      t.state == TrialState.COMPLETE and bool(t.user_attrs.get("reached_target")))
 
 
@@ -191,12 +212,13 @@ def seed_plan(g: Grid, table_path: str, times: dict[int, float], ledger: Ledger,
     study = optuna.create_study(direction="minimize")
     study.set_user_attr(SPEC_ATTR, dump_spec(spec))
     dists = distributions(spec)
+    run = f"seed_{seed}"
     for params in stage1:
-        cid = _run_to_target(g.nearest(params), times, ledger, target, budget)
+        cid = _run_to_target(pick(g, params, run), times, ledger, target, budget)
         study.add_trial(optuna.create_trial(value=times[cid], params=params, distributions=dists))
     narrowed = narrow_study(study, TOP)
     for point in build_design(narrowed.spec.space, RUNS).points:
-        _run_to_target(g.nearest({**narrowed.spec.fixed, **point}), times, ledger, target, budget)
+        _run_to_target(pick(g, {**narrowed.spec.fixed, **point}, run), times, ledger, target, budget)
 
 
 def _run_to_target(cid: int, times: dict[int, float], ledger: Ledger, target: float, budget: float) -> int:
@@ -213,7 +235,7 @@ def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float,
     Returns whether Stage 2 ran: with fewer than 2 COMPLETE Stage-1 trials (the pruners stopped
     the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
     """
-    storage, g = InMemoryStorage(), grid(table_path)
+    storage = InMemoryStorage()
     spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER)
     first = run_stage(spec, storage)
     second = None
@@ -224,9 +246,9 @@ def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float,
             second = run_stage(plan.spec, storage)
     except HpoError:
         first = run_stage(spec.model_copy(update={"n_trials": STAGE1 + RUNS}), storage)
-    ledger.add_study(first, g)
+    ledger.add_study(first)
     if second is not None:
-        ledger.add_study(second, g)
+        ledger.add_study(second)
     return second is not None
 
 
@@ -259,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pruners", default="kill_rule+time_cap",
                    help="hpo's pruners, '+'-joined from kill_rule, time_cap, asha (default: the kill rule, "
                         "which keeps the winners in pruning_replay, and adaptive time capping)")
-    p.add_argument("--cap-rank", type=int, default=1, help="time_cap's rank (default 1: the best time)")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="map each proposal to the nearest recorded config even if already run")
+    p.add_argument("--cap-rank", type=int, default=5, help="time_cap's rank (default 5, as in the spec)")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     globals()["STAGE1"] = args.stage1
     globals()["CLOCK"] = args.clock
+    globals()["ALLOW_REPEATS"] = args.allow_repeats
 
     table = load_table(args.table)
     best_loss = pd.Series({cid: rows.val_loss.min() for cid, rows in table.items()})
@@ -287,13 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         start = time.perf_counter()
         for name in ("seed", "optuna", "hpo"):
+            RUN.clear()
             ledger = Ledger(table, times, budget)
             if name == "seed":
                 seed_plan(g, args.table, times, ledger, target, budget, seed)
             elif name == "optuna":
                 n = STAGE1 + RUNS
                 ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
-                                                    seed, n), InMemoryStorage()), g)
+                                                    seed, n), InMemoryStorage()))
             else:
                 narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,
