@@ -186,6 +186,14 @@ def test_time_cap_ignores_finished_trials_that_missed_the_target() -> None:
     assert pruned_steps(study) == [None, None]
 
 
+def test_time_cap_works_in_a_multi_objective_study() -> None:
+    curves = as_rows([[2.0, 1.5, 0.9], [2.0] * 8, [1.5, 0.8], [2.0] * 8])
+    study = run_hpo_curves(curves, time_cap(), **{**TTT, "metrics": {"time_to_target": "minimize",
+                                                                    "val_loss": "minimize"}})
+    assert len(study.directions) == 2
+    assert pruned_steps(study) == [None, 3, None, 2]
+
+
 def test_time_cap_rejects_bad_options() -> None:
     with pytest.raises(ValueError, match="rank"):
         TimeCapPruner(rank=0)
