@@ -141,6 +141,7 @@ def narrow(parent: StudySpec, top: Sequence[FrozenTrial], into: str | None = Non
                  for name, p in parent.space.items()]
     numbers = [t.number for t in top]
     data = dump_spec(parent)
+    data.pop("enqueue", None)  # stage 1's starting configs need not lie in the narrowed space
     data.update(
         study=into or stage2_name(parent.study),
         fixed={**parent.fixed, **{d.name: d.value for d in decisions if d.action == "locked"}},

@@ -110,6 +110,7 @@ def config_spec(spec: StudySpec, trial: FrozenTrial) -> StudySpec:
     """A spec that re-runs ``trial``'s config once: ``fixed`` = spec.fixed + its params."""
     data = dump_spec(spec)
     data.pop("parent", None)
+    data.pop("enqueue", None)
     data.update(study=f"{spec.study}_trial{trial.number}", fixed={**spec.fixed, **trial.params},
                 space={}, n_trials=1, sampler={"name": "random"})
     return parse_spec(data, f"export of trial {trial.number}")

@@ -85,6 +85,23 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
     return study
 
 
+def enqueue_start(study: optuna.Study, spec: StudySpec, lock: StudyLock | None = None) -> None:
+    """Queue the spec's ``enqueue`` configs (e.g. a baseline for ``kill_rule``'s
+    ``baseline_trial: 0``) so they run first, once per study: a config some trial already has,
+    in any state, is not queued again, and the study lock stops two workers that start together
+    from both queueing it."""
+    if not spec.enqueue:
+        return
+    if lock is not None:
+        lock.acquire()
+    try:
+        for params in spec.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def open_session(
     spec: StudySpec,
     storage_url: str | None = None,
@@ -107,6 +124,7 @@ def open_session(
         raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
     study = load_study(spec, storage)
     lock = StudyLock(storage_url, spec.study, getattr(storage, "engine", None))
+    enqueue_start(study, spec, lock)
     return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
                    artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials)
 

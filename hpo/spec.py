@@ -80,6 +80,21 @@ class CategoricalParam(_Strict):
 Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
 
 
+def _outside(param: Param | None, value: Any) -> str | None:
+    """Why ``value`` cannot be an enqueued value of ``param``, or None."""
+    if param is None:
+        return "not a searched parameter (fix: enqueue only names under space; fixed values are fixed)"
+    if isinstance(param, CategoricalParam):
+        return None if value in param.choices else f"{value!r} is not one of {param.choices} (fix: pick one)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number (fix: give a number in [{param.low}, {param.high}])"
+    if isinstance(param, IntParam) and not isinstance(value, int):
+        return f"{value!r} is not an integer (fix: write it without a decimal point)"
+    if not param.low <= value <= param.high:
+        return f"{value} is outside [{param.low}, {param.high}] (fix: widen the range or change the value)"
+    return None
+
+
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("low and high must be finite numbers")
@@ -141,6 +156,7 @@ class StudySpec(_Strict):
     pruners: list[Component] = Field(default_factory=list)
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Param] = Field(default_factory=dict)
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)
     parent: dict[str, Any] | None = None
 
     @field_validator("objective")
@@ -174,6 +190,11 @@ class StudySpec(_Strict):
             raise ValueError("metric time_to_target needs a target (fix: add target: {metric: val_loss, below: X})")
         if self.target is not None and self.trial_budget_seconds is None:
             raise ValueError("a target needs trial_budget_seconds to censor runs that miss it (fix: add it)")
+        for i, params in enumerate(self.enqueue):
+            for name, value in params.items():
+                problem = _outside(self.space.get(name), value)
+                if problem:
+                    raise ValueError(f"enqueue[{i}].{name}: {problem}")
         return self
 
     @property

@@ -111,6 +111,13 @@ def test_agreeing_numbers_keep_a_minimum_width_and_clip_to_the_bounds() -> None:
     assert "opt" not in space and n.spec.fixed["opt"] == "a"  # one value → locked
 
 
+def test_stage_1_enqueued_configs_do_not_carry_into_stage_2() -> None:
+    # the baseline's orthog is polar_express, which stage 2 locks to newton_schulz
+    spec = {**SPEC, "enqueue": [dict(TOP[0], orthog="polar_express")]}
+    n = narrow_study(study_with(TOP, [1.0, 2.0, 3.0, 4.0, 5.0], spec), top=5)
+    assert n.spec.fixed["orthog"] == "newton_schulz" and n.spec.enqueue == []
+
+
 def test_multi_objective_top_k_is_the_front() -> None:
     spec = {**SPEC, "metrics": {"val_loss": "minimize", "train_seconds": "minimize"}}
     values = [[1.0, 9.0], [9.0, 1.0], [5.0, 5.0], [6.0, 6.0], [9.5, 9.5]]  # 0,1,2 non-dominated

@@ -168,3 +168,19 @@ def test_queued_trials_run_even_when_they_make_up_the_total(workdir: Path) -> No
     trials = _study(workdir).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert sorted(t.params["lr"] for t in trials[1:]) == [0.001, 0.002]
+
+
+def test_enqueued_configs_run_first_and_only_once(workdir: Path) -> None:
+    # a baseline (both params) and a partial config (width only; lr sampled) run as trials 0 and 1;
+    # re-running the command, or a bigger total, never queues them again.
+    _spec(workdir, enqueue=[{"lr": 0.01, "width": 64}, {"width": 32}])
+    first = run_hpo("optimize", "--study", "syn", "--n-trials", "3", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    trials = _study(workdir).trials
+    assert trials[0].params == {"lr": 0.01, "width": 64}
+    assert trials[1].params["width"] == 32 and trials[1].params["lr"] != 0.01
+    assert run_hpo("optimize", "--study", "syn", cwd=workdir).returncode == 0  # total 6
+    trials = _study(workdir).trials
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert sum(t.params == {"lr": 0.01, "width": 64} for t in trials) == 1
+    assert sum(t.params["width"] == 32 and "fixed_params" in t.system_attrs for t in trials) == 1

@@ -61,6 +61,11 @@ BAD = [
     (_variant(study=None), "study: required field is missing"),
     (_variant(metrics={"time_to_target": "minimize"}), "needs a target"),
     ("study: [unclosed", "not valid YAML"),
+    (_variant(enqueue=[{"depth": 3}]), "enqueue[0].depth: not a searched parameter"),
+    (_variant(enqueue=[{}, {"lr": 5.0}]), "enqueue[1].lr: 5.0 is outside"),
+    (_variant(enqueue=[{"lr": "1e-3"}]), "enqueue[0].lr: '1e-3' is not a number"),
+    (_variant(enqueue=[{"act": "tanh"}]), "enqueue[0].act: 'tanh' is not one of ['relu', 'gelu']"),
+    (_variant(enqueue=[{"width": 32.0}]), "enqueue[0].width: 32.0 is not an integer"),
 ]
 
 
