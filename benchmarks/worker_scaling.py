@@ -7,13 +7,15 @@ Same tiny nGPT objective, same number of trials, same run, two ways:
 * **bare**: the hardware's own ceiling: W plain Python processes that import the objective and
   call ``train()`` on their share of the same trials with no study, no database, no hpo.
 
-Each way is measured with 1 and 2 processes, and the table prints trials/hour and the 2-vs-1
-ratio (goal on a 2-core machine: >= 1.8x), plus hpo's throughput as a share of bare's. Two
-thread settings: ``threads: 1`` per trial (as ``search_spaces/ngpt_ttt.yaml`` sets it; one worker
-leaves a core idle) and torch's default threads (one worker already spreads over both cores;
-with ``--workers 2`` each worker gets ``OMP_NUM_THREADS = cores / workers``).
+Each way is measured with 1 and 2 processes, ``--repeats`` rounds in alternating order (this
+machine's speed drifts by 10-20 % from minute to minute), and the table prints the median
+trials/hour, the 2-vs-1 ratio of the medians (goal on a 2-core machine: >= 1.8x), each round's
+ratio, and hpo's throughput as a share of bare's. Thread settings (``--threads``): ``1`` per
+trial (the default, as ``search_spaces/ngpt_ttt.yaml`` sets it; one worker leaves a core idle)
+and ``default``, torch's default threads (one worker already spreads over both cores; with
+``--workers 2`` each worker gets ``OMP_NUM_THREADS = cores / workers``).
 
-    python benchmarks/worker_scaling.py [--trials 40] [--pg URL] [--threads 1,default]
+    python benchmarks/worker_scaling.py [--trials 40] [--repeats 3] [--pg URL] [--threads 1,default]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,31 +96,37 @@ def bare_worker(job: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each cell prints the median")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--threads", default="1,default", help="thread settings to measure")
+    parser.add_argument("--threads", default="1", help="thread settings to measure, e.g. 1,default")
     parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_worker:
         bare_worker(json.loads(args.bare_worker))
         return
-    print(f"{os.cpu_count()} cores, {args.trials} trials of a tiny nGPT (1x64, 120 steps) per run; "
-          "hpo on PostgreSQL; trials/hour, start-up included")
+    print(f"{os.cpu_count()} cores, {args.trials} trials of a tiny nGPT (1x64, 120 steps) per run, "
+          f"{args.repeats} rounds (order reversed every other round), median per cell; hpo on PostgreSQL; "
+          "trials/hour, start-up included")
     print(f"{'torch threads':<21} {'way':<5} {'1 process':>10} {'2 processes':>12} {'ratio':>7}  "
-          f"{'hpo/bare':>9}")
+          f"{'rounds':>17}  {'hpo/bare':>11}")
+    cells = [("bare", 1), ("hpo", 1), ("bare", 2), ("hpo", 2)]
     with tempfile.TemporaryDirectory() as tmp:
         for setting in args.threads.split(","):
             threads = None if setting == "default" else int(setting)
             label = "default (all cores)" if threads is None else f"{threads} per trial"
-            rates: dict[str, tuple[float, float]] = {}
+            rates: dict[tuple[str, int], list[float]] = {c: [] for c in cells}
+            for r in range(args.repeats):
+                for way, w in cells if r % 2 == 0 else cells[::-1]:
+                    seconds = (run_bare(w, args.trials, threads) if way == "bare"
+                               else run_hpo(w, args.trials, args.pg, Path(tmp), threads))
+                    rates[(way, w)].append(args.trials / seconds * 3600)
+            med = {c: statistics.median(v) for c, v in rates.items()}
             for way in ("bare", "hpo"):
-                one, two = ((args.trials / (run_bare(w, args.trials, threads) if way == "bare" else
-                                            run_hpo(w, args.trials, args.pg, Path(tmp), threads)) * 3600)
-                            for w in (1, 2))
-                rates[way] = (one, two)
-                share = "" if way == "bare" else " / ".join(f"{h / b:.2f}" for h, b in zip(rates["hpo"],
-                                                                                         rates["bare"]))
-                print(f"{label:<21} {way:<5} {one:10.0f} {two:12.0f} {two / one:6.2f}x  {share:>9}",
-                      flush=True)
+                per_round = [two / one for one, two in zip(rates[(way, 1)], rates[(way, 2)])]
+                share = "" if way == "bare" else " / ".join(f"{med[('hpo', w)] / med[('bare', w)]:.2f}" for w in (1, 2))
+                print(f"{label:<21} {way:<5} {med[(way, 1)]:10.0f} {med[(way, 2)]:12.0f} "
+                      f"{med[(way, 2)] / med[(way, 1)]:6.2f}x  {' '.join(f'{x:.2f}' for x in per_round):>17}  "
+                      f"{share:>11}", flush=True)
 
 
 if __name__ == "__main__":
