@@ -41,6 +41,7 @@ import fcntl
 import itertools
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -238,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         filled = backfill_cpu(out, objective, clock, base, names, args.backfill_cpu)
         meta["cpu_seconds_extrapolated"] = sorted({*meta["cpu_seconds_extrapolated"], *filled})
         meta["cpu_backfill_steps"] = args.backfill_cpu
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")  # shards start together: replace, never half-write
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_path)
     if args.backfill_cpu:
         return 0
 
