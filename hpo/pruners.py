@@ -178,14 +178,13 @@ class TimeCapPruner(ReasonedPruner):
         if slack < 0:
             raise ValueError(f"slack must be >= 0, got {slack}")
         self.clock, self.rank, self.slack = clock, rank, slack
-        self._times: dict[tuple[str, int], float | None] = {}  # finished trials never change
+        self._sorted: dict[str, tuple[int, list[float]]] = {}  # per study: (COMPLETE count, times)
 
     def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
         elapsed = trial.system_attrs.get(metric_key(trial.last_step or 0), {}).get(self.clock)
         if elapsed is None:
             return None
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        times = sorted(s for s in (self._time(study, t) for t in done) if s is not None)
+        times = self._finished_times(study)
         if len(times) < self.rank:
             return None
         cap = times[self.rank - 1] * (1.0 + self.slack)
@@ -196,12 +195,17 @@ class TimeCapPruner(ReasonedPruner):
                 "why": f"{elapsed:.4g} s of {self.clock} without reaching the target, "
                        f"cap {cap:.4g} s (time to target of the #{self.rank} trial x {1 + self.slack:g})"}
 
-    def _time(self, study: optuna.Study, t: FrozenTrial) -> float | None:
-        key = (study.study_name, t._trial_id)
-        if key not in self._times:
-            m = t.system_attrs.get(metric_key(t.last_step or 0), {}) if t.user_attrs.get("reached_target") else {}
-            self._times[key] = m.get(self.clock)
-        return self._times[key]
+    def _finished_times(self, study: optuna.Study) -> list[float]:
+        """Sorted times to target of the COMPLETE trials; re-read only when that count changes
+        (finished trials never change), not at every report."""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        cached = self._sorted.get(study.study_name)
+        if cached is None or cached[0] != len(done):
+            last = [t.system_attrs.get(metric_key(t.last_step or 0), {}) for t in done
+                    if t.user_attrs.get("reached_target")]
+            cached = (len(done), sorted(m[self.clock] for m in last if self.clock in m))
+            self._sorted[study.study_name] = cached
+        return cached[1]
 
 
 class AnyPruner(BasePruner):
