@@ -1,4 +1,4 @@
-"""Pruners: the token-indexed kill rule, adaptive time capping, "any of these", and the registry.
+"""Pruners: the kill rule (at equal tokens, or equal seconds), adaptive time capping, "any of these", and the registry.
 
 All of them are ``optuna.pruners.BasePruner`` subclasses, so they also work in a plain
 single-objective Optuna study; ``hpo`` runs them (and Optuna's own) in multi-objective
@@ -21,20 +21,23 @@ from hpo.storage import metric_key, trial_metrics
 REASON_ATTR = "prune_reason"
 
 
-def curve(trial: FrozenTrial, metric: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens, values) of a trial, in report order.
+def curve(trial: FrozenTrial, metric: str | None, index: str = "tokens") -> tuple[np.ndarray, np.ndarray]:
+    """(x, values) of a trial, in report order.
 
-    ``metric=None`` reads the intermediate values; x is the ``tokens`` that ``hpo`` stored
-    with each report, or the step when the trial was reported through plain Optuna.
+    ``metric=None`` reads the intermediate values; x is the ``index`` metric that ``hpo``
+    stored with each report (``tokens``, or a clock such as ``train_seconds``); for
+    ``tokens`` it falls back to the step when the trial was reported through plain Optuna.
+    Reports without an x are skipped.
     """
     extra = trial_metrics(trial.system_attrs)
     xs, ys = [], []
     for step, value in sorted(trial.intermediate_values.items()):
         m = extra.get(step, {})
         y = value if metric is None else m.get(metric)
-        if y is None:
+        x = m.get(index, step if index == "tokens" else None)
+        if y is None or x is None:
             continue
-        xs.append(float(m.get("tokens", step)))
+        xs.append(float(x))
         ys.append(float(y))
     return np.asarray(xs), np.asarray(ys)
 
@@ -56,11 +59,19 @@ class KillRulePruner(ReasonedPruner):
     """Stop a trial whose metric is ``threshold`` worse than a reference at the same tokens.
 
     The reference is a fixed ``baseline`` value, the curve of trial number ``baseline_trial``,
-    or else the curve of the best COMPLETE trial (best final value of the metric). Reference
-    curves are interpolated linearly at the trial's token count and held flat past their
-    last report. Nothing is judged before ``min_tokens``. ``patience``: kill only after that
-    many consecutive checks over the threshold. ``stall_patience`` (the seed's backup rule,
-    off by default): also kill after that many checks past ``min_tokens`` without the trial
+    or else the curve of the best COMPLETE trial: ``reference="best"``, the best final value
+    of the metric; ``"fastest"``, the one that reached the target at the smallest x (with a
+    clock as the index: the best time to target; in a time-to-target study every trial that
+    gets there stops at about the target, so "best final value" picks one at random), the
+    best final value until one has. Reference curves are interpolated linearly at the
+    trial's x and held flat past their last report.
+
+    ``index`` is the x: ``tokens`` (the seed's rule), or a clock such as ``train_seconds`` for
+    time-to-target studies, where what counts is progress per second, not per token: a
+    small batch sees fewer tokens per second but may reach the target first. Nothing is
+    judged before ``min_tokens`` (or ``min_index``, in the index's unit). ``patience``: kill
+    only after that many consecutive checks over the threshold. ``stall_patience`` (the seed's
+    backup rule, off by default): also kill after that many judged checks without the trial
     improving on its own best. The decision is recomputed from the stored curve each time,
     so it is the same in any process and after a resume.
     """
@@ -75,14 +86,21 @@ class KillRulePruner(ReasonedPruner):
         baseline: float | None = None,
         baseline_trial: int | None = None,
         stall_patience: int | None = None,
+        index: str = "tokens",
+        min_index: float | None = None,
+        reference: str = "best",
     ) -> None:
+        if reference not in ("best", "fastest"):
+            raise ValueError(f"reference must be 'best' or 'fastest', got {reference!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.metric = metric
         self.threshold = threshold
-        self.min_tokens = min_tokens
+        self.index = index
+        self.min_x = min_tokens if min_index is None else min_index
+        self.reference = reference
         self.patience = patience
         self.sign = 1.0 if mode == "min" else -1.0
         self.baseline = baseline
@@ -95,8 +113,8 @@ class KillRulePruner(ReasonedPruner):
 
     def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
         """Why the trial should be killed now, or None."""
-        xs, ys = curve(trial, self.metric)
-        judged = xs >= self.min_tokens
+        xs, ys = curve(trial, self.metric, self.index)
+        judged = xs >= self.min_x
         if not judged.any():
             return None
         xs, ys = xs[judged], ys[judged]
@@ -118,11 +136,9 @@ class KillRulePruner(ReasonedPruner):
         ref_trial = self._reference_trial(study, trial)
         if ref_trial is None:
             return None
-        rx, ry = self._finished_curve(study, ref_trial)
+        rx, ry = _sorted(*self._finished_curve(study, ref_trial))
         if len(rx) == 0:
             return None
-        order = np.argsort(rx, kind="stable")
-        rx, ry = rx[order], ry[order]
         ref = np.interp(xs, rx, ry)  # flat beyond both ends
         ref[xs < rx[0]] = np.nan  # before the reference's first report: nothing to compare
         return ref
@@ -139,25 +155,35 @@ class KillRulePruner(ReasonedPruner):
             _, ys = self._finished_curve(study, t)
             if len(ys) and math.isfinite(ys[-1]) and self.sign * ys[-1] < best_val:
                 best, best_val = t, self.sign * ys[-1]
+        if self.reference == "fastest":
+            reached = [(xs[-1], t.number, t) for t in done if t.user_attrs.get("reached_target")
+                       for xs in [self._finished_curve(study, t)[0]] if len(xs)]
+            best = min(reached)[2] if reached else best
         self._picked[study.study_name] = (len(done), best)
         return best
 
     def _finished_curve(self, study: optuna.Study, t: FrozenTrial) -> tuple[np.ndarray, np.ndarray]:
         key = (study.study_name, t._trial_id)
         if key not in self._curves:
-            self._curves[key] = curve(t, self.metric)
+            self._curves[key] = curve(t, self.metric, self.index)
         return self._curves[key]
 
     def _record(self, rule: str, trial: FrozenTrial, x: float, y: float, ref: float) -> dict[str, Any]:
+        where = {"tokens": x} if self.index == "tokens" else {"index": self.index, self.index: x}
         return {
             "pruner": rule,
             "step": trial.last_step,
-            "tokens": x,
+            **where,
             "value": y,
             "reference": ref,
             "difference": self.sign * (y - ref) if math.isfinite(ref) else None,
             "threshold": self.threshold,
         }
+
+
+def _sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(xs, kind="stable")
+    return xs[order], ys[order]
 
 
 class TimeCapPruner(ReasonedPruner):
@@ -169,7 +195,9 @@ class TimeCapPruner(ReasonedPruner):
     fraction longer. Times to target are the ``clock`` metric at the last report of COMPLETE
     trials that reached the target (``reached_target``; the reporter stops them at that
     report). Nothing is capped until ``rank`` trials have reached the target; the target is
-    checked before the pruner, so a trial crossing it at the cap still completes.
+    checked before the pruner, so a trial crossing it at the cap still completes. Through
+    ``hpo`` a capped trial ends COMPLETE with a censored time to target (its reason says
+    ``censored``; see ``TrialReporter.target_attrs``); in a plain Optuna study it is pruned.
     """
 
     def __init__(self, clock: str = "train_seconds", rank: int = 1, slack: float = 0.0) -> None:
@@ -191,7 +219,7 @@ class TimeCapPruner(ReasonedPruner):
         if elapsed < cap:
             return None
         return {"pruner": "time_cap", "step": trial.last_step, "clock": self.clock, "value": elapsed,
-                "cap": cap, "rank": self.rank,
+                "cap": cap, "rank": self.rank, "censored": True,
                 "why": f"{elapsed:.4g} s of {self.clock} without reaching the target, "
                        f"cap {cap:.4g} s (time to target of the #{self.rank} trial x {1 + self.slack:g})"}
 

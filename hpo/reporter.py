@@ -23,7 +23,9 @@ class TrialReporter:
     Each call (1) writes the curve value and all metrics durably, (2) stops the trial as
     COMPLETE when the time budget is spent or the target is crossed (budget first, so every
     trial that reached the target did so within the budget), (3) prunes on a non-finite
-    value or when the pruner says so. Stopping raises :class:`StopTrial`.
+    value or when the pruner says so, except that a pruner whose reason says ``censored``
+    (``time_cap``) ends the trial COMPLETE with a censored time to target (:meth:`target_attrs`).
+    Stopping raises :class:`StopTrial`.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class TrialReporter:
         self.last: dict[str, float] = {}
         self.best_target: float | None = None
         self.time_to_target: float | None = None
+        self.stopped_at: float | None = None  # the clock when a censoring pruner stopped the trial
         view.begin(frozen)
 
     def clock(self, metrics: dict[str, float]) -> float:
@@ -72,7 +75,11 @@ class TrialReporter:
             raise StopTrial(f"{curve_metric} is {value} at step {step} (diverged)", pruned=True)
         self._check_target(step, m)
         if self._pruner.prune(self._pruner_study, self._frozen):
-            raise StopTrial(prune_text(self._frozen.user_attrs.get(REASON_ATTR), step), pruned=True)
+            reason = self._frozen.user_attrs.get(REASON_ATTR)
+            censored = bool(reason and reason.get("censored")) and self.spec.target is not None
+            if censored:
+                self.stopped_at = self.clock(m)
+            raise StopTrial(prune_text(reason, step), pruned=not censored)
 
     def _check_target(self, step: int, m: dict[str, float]) -> None:
         target, budget = self.spec.target, self.spec.trial_budget_seconds
@@ -91,9 +98,13 @@ class TrialReporter:
     def target_attrs(self) -> dict[str, Any]:
         """``reached_target`` and ``time_to_target`` (censored for trials that missed it).
 
-        A trial that missed the target gets ``budget * (1 + gap / |target|)``, where gap is
-        how far its best value stayed from the target: finite, after every trial that
-        reached it (those all did so within the budget), and ordered by how close it got.
+        A trial that missed the target gets ``seconds * (1 + gap / |target|)``, where gap is
+        how far its best value stayed from the target and seconds is the budget, or the clock
+        where ``time_cap`` stopped it: finite, after every trial that reached it sooner, and
+        ordered by how close it got. A capped trial is thus a censored observation (its time
+        to target is over the cap), as in SMAC's adaptive capping, not a PRUNED trial: Optuna's
+        TPE ranks every PRUNED trial below every COMPLETE one, so capping at the 5th-best time
+        would teach it that configs nearly as fast as the best are worse than ones that missed.
         """
         target, budget = self.spec.target, self.spec.trial_budget_seconds
         if target is None or budget is None:
@@ -105,7 +116,8 @@ class TrialReporter:
         else:  # 0 for a trial that crossed only at the report that spent the budget
             sign = 1.0 if target.below is not None else -1.0
             gap = max(0.0, sign * (self.best_target - target.level)) / max(abs(target.level), 1e-12)
-        return {"reached_target": False, "time_to_target": budget * (1.0 + gap)}
+        seconds = budget if self.stopped_at is None else min(self.stopped_at, budget)
+        return {"reached_target": False, "time_to_target": seconds * (1.0 + gap)}
 
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Store a resumable training state in the artifact store (newest wins)."""
@@ -126,8 +138,10 @@ def prune_text(reason: dict[str, Any] | None, step: int) -> str:
         return f"pruned at step {step}"
     text = f"{reason.get('pruner', 'pruner')}: pruned at step {step}"
     if reason.get("reference") is not None and reason.get("difference") is not None:
+        index = reason.get("index", "tokens")
+        at = f"{reason[index]:.0f} tokens" if index == "tokens" else f"{index} {reason[index]:.4g}"
         text += (f", value {reason['value']:.4g} vs reference {reason['reference']:.4g}"
-                 f" at {reason['tokens']:.0f} tokens (worse by {reason['difference']:.3g})")
+                 f" at {at} (worse by {reason['difference']:.3g})")
     elif reason.get("why"):
         text += f": {reason['why']}"
     return text

@@ -98,6 +98,38 @@ def test_reference_held_flat_after_its_end_and_absent_before_its_start() -> None
     assert reason(study, 1)["reference"] == 9.0
 
 
+def seconds_rows(losses: list[float], seconds: float, tokens: float) -> list[dict[str, float]]:
+    """One report per ``seconds`` of train_seconds and ``tokens`` tokens."""
+    return [{"val_loss": v, "train_seconds": seconds * (i + 1), "tokens": tokens * (i + 1)}
+            for i, v in enumerate(losses)]
+
+
+# Target val_loss < 1.0. Trial 0, big batch: 2 s and 8K tokens per report, reaches it at 8 s with
+# the lower final value. Trial 1, small batch: 1 s and 1K tokens per report, reaches it at 3 s.
+BEST_AND_FAST = [seconds_rows([1.9, 1.5, 1.2, 0.5], 2.0, 8e3), seconds_rows([2.0, 1.2, 0.9], 1.0, 1e3)]
+
+
+def test_kill_rule_at_equal_seconds_against_the_fastest_trial() -> None:
+    # Trial 2 (1 s, 1K tokens per report): 1.9 at 2 s is 0.7 over the fastest trial's 1.2 at 2 s ->
+    # killed at step 2. Against "best" (trial 0, final 0.5) at 2 s it is 0.0 over; at 3 s 1.85 vs
+    # 1.7 (interpolated) 0.15; at 4 s 1.8 vs 1.5 0.3; at 5 s 0.4; at 6 s 1.72 vs 1.2 -> step 6.
+    slow = seconds_rows([2.0, 1.9, 1.85, 1.8, 1.75, 1.72, 1.7, 1.7], 1.0, 1e3)
+    options = {"metric": "val_loss", "threshold": 0.5, "index": "train_seconds", "min_index": 2}
+    target = {**TTT}
+    fastest = run_hpo_curves([*BEST_AND_FAST, slow], kill_rule(**options, reference="fastest"), **target)
+    assert pruned_steps(fastest) == [None, None, 2]
+    r = reason(fastest, 2)
+    assert (r["index"], r["train_seconds"], r["value"], r["reference"]) == ("train_seconds", 2.0, 1.9, 1.2)
+    assert "at train_seconds 2" in fastest.trials[2].user_attrs["stop_reason"]
+    best = run_hpo_curves([*BEST_AND_FAST, slow], kill_rule(**options), **target)
+    assert pruned_steps(best) == [None, None, 6]
+    # The same curves at equal tokens (the seed's rule): the big batch's curve is the reference
+    # and trial 2's 1K-token reports come before its first report (8K): nothing is judged.
+    tokens = run_hpo_curves([*BEST_AND_FAST, slow], kill_rule(metric="val_loss", threshold=0.5, min_tokens=0),
+                            **target)
+    assert pruned_steps(tokens) == [None, None, None]
+
+
 def test_mode_max_kills_when_the_metric_falls_below_the_reference() -> None:
     accs = [0.78, 0.76, 0.74, 0.9]  # 0.02, 0.04, 0.06 below a baseline of 0.8
     curve = [{"val_loss": 1 - a, "val_acc": a, "tokens": 1e5 * (i + 1)} for i, a in enumerate(accs)]
@@ -158,17 +190,40 @@ def time_cap(**options: Any) -> list[dict[str, Any]]:
     return [{"name": "time_cap", "options": options}]
 
 
+def capped_steps(study: optuna.Study) -> list[int | None]:
+    """Per trial: the step ``time_cap`` stopped it at, or None."""
+    return [t.last_step if t.user_attrs.get("stop_reason", "").startswith("time_cap") else None
+            for t in study.get_trials(deepcopy=False)]
+
+
 def test_time_cap_stops_a_trial_once_it_is_slower_than_the_best_time_to_target() -> None:
     # loss_rows: 1 s per report. Trial 0 reaches the target (< 1.0) at 3 s; trial 1 never does and
     # is stopped at 3 s, not at the 100 s budget; trial 2 crosses at 3 s and completes; trial 3 is
     # faster (2 s) and lowers the cap, so trial 4 stops at 2 s.
     curves = as_rows([[2.0, 1.5, 0.9], [2.0] * 8, [2.0, 2.0, 0.95, 0.5], [1.5, 0.8], [2.0] * 8])
     study = run_hpo_curves(curves, time_cap(), **TTT)
-    assert pruned_steps(study) == [None, 3, None, None, 2]
-    assert [t.values[0] for t in study.trials if t.state == TrialState.COMPLETE] == [3.0, 3.0, 2.0]
+    assert capped_steps(study) == [None, 3, None, None, 2]
+    # a capped trial is COMPLETE, censored: seconds at the cap x (1 + gap to the target 1.0 / 1.0)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert [t.values[0] for t in study.trials] == [3.0, 3.0 * 2, 3.0, 2.0, 2.0 * 2]
+    assert [t.user_attrs["reached_target"] for t in study.trials] == [True, False, True, True, False]
     assert reason(study, 1) == {"pruner": "time_cap", "step": 3, "clock": "train_seconds", "value": 3.0,
-                                "cap": 3.0, "rank": 1, "why": reason(study, 1)["why"]}
+                                "cap": 3.0, "rank": 1, "censored": True, "why": reason(study, 1)["why"]}
     assert "cap 3 s" in study.trials[1].user_attrs["stop_reason"]
+
+
+def test_a_capped_trial_ranks_after_faster_ones_and_before_itself_run_to_the_budget() -> None:
+    # trial 0 reaches the target at 2 s. Trials 1 and 2 never do (best 1.5: gap 0.5). Capped at 2 s
+    # they are worth 2 x 1.5 = 3.0; uncapped (slack 1.5: cap 5 s, past the 4 s budget) they run to
+    # the budget and are worth 4 x 1.5 = 6.0. Either way after the trial that got there.
+    curves = as_rows([[2.0, 0.9], [2.0, 1.5, 1.5], [1.5] * 4])
+    budget = {**TTT, "trial_budget_seconds": 4}
+    uncapped = run_hpo_curves(curves, time_cap(slack=1.5), **budget)
+    assert capped_steps(uncapped) == [None, None, None]
+    assert [t.values[0] for t in uncapped.trials] == [2.0, 4.0 * 1.5, 4.0 * 1.5]
+    capped = run_hpo_curves(curves, time_cap(), **budget)
+    assert capped_steps(capped) == [None, 2, 2]
+    assert [t.values[0] for t in capped.trials] == [2.0, 2.0 * 1.5, 2.0 * 1.5]
 
 
 def test_time_cap_rank_waits_for_that_many_finishers_and_slack_extends_the_cap() -> None:
@@ -176,14 +231,14 @@ def test_time_cap_rank_waits_for_that_many_finishers_and_slack_extends_the_cap()
     # 4 s, and slack 0.5 caps trial 3 at 6 s.
     curves = as_rows([[2.0, 0.9], [2.0] * 8, [2.0, 2.0, 2.0, 0.9], [2.0] * 8])
     study = run_hpo_curves(curves, time_cap(rank=2, slack=0.5), **TTT)
-    assert pruned_steps(study) == [None, None, None, 6]
+    assert capped_steps(study) == [None, None, None, 6]
     assert reason(study, 3)["cap"] == 6.0
 
 
 def test_time_cap_ignores_finished_trials_that_missed_the_target() -> None:
     # trial 0 ends at its last report without reaching the target: it sets no cap.
     study = run_hpo_curves(as_rows([[2.0, 1.5], [2.0] * 5]), time_cap(), **TTT)
-    assert pruned_steps(study) == [None, None]
+    assert capped_steps(study) == [None, None]
 
 
 def test_time_cap_works_in_a_multi_objective_study() -> None:
@@ -191,7 +246,8 @@ def test_time_cap_works_in_a_multi_objective_study() -> None:
     study = run_hpo_curves(curves, time_cap(), **{**TTT, "metrics": {"time_to_target": "minimize",
                                                                     "val_loss": "minimize"}})
     assert len(study.directions) == 2
-    assert pruned_steps(study) == [None, 3, None, 2]
+    assert capped_steps(study) == [None, 3, None, 2]
+    assert study.trials[1].values == [3.0 * 2, 2.0]
 
 
 def test_time_cap_rejects_bad_options() -> None:
@@ -268,8 +324,10 @@ REGISTRY_CASES: list[tuple[str, dict[str, Any], Callable[[Any], bool]]] = [
      lambda p: (p._p_threshold, p._n_startup_steps) == (0.05, 4)),
     ("kill_rule", {"metric": "val_ppl", "threshold": 0.3, "min_tokens": 5e5, "patience": 2, "mode": "max",
                    "baseline_trial": 4, "stall_patience": 6},
-     lambda p: (p.metric, p.threshold, p.min_tokens, p.patience, p.sign, p.baseline_trial, p.stall_patience)
+     lambda p: (p.metric, p.threshold, p.min_x, p.patience, p.sign, p.baseline_trial, p.stall_patience)
      == ("val_ppl", 0.3, 5e5, 2, -1.0, 4, 6)),
+    ("kill_rule", {"metric": "val_loss", "index": "train_seconds", "min_index": 2.0, "reference": "fastest"},
+     lambda p: (p.metric, p.index, p.min_x, p.reference) == ("val_loss", "train_seconds", 2.0, "fastest")),
     ("time_cap", {"clock": "cpu_seconds", "rank": 5, "slack": 0.1},
      lambda p: (p.clock, p.rank, p.slack) == ("cpu_seconds", 5, 0.1)),
 ]
