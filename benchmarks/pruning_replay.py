@@ -4,7 +4,8 @@ The table ``benchmarks/data/ngpt_curves.csv`` (made by ``benchmarks/record_curve
 full learning curve of every recorded config. Each study here is a real ``hpo`` study (runner,
 reporter, pruner view, in-memory storage, spec built in code) whose objective trains nothing: it
 replays the chosen config's rows through ``report()``. Every study runs each recorded config once,
-in an order set by the seed (Optuna's grid sampler over ``config_id``), with target stopping on,
+in an order set by the seed (a seeded permutation of ``config_id``, enqueued: Optuna's grid sampler
+compares the whole grid at every trial, minutes for a 1000-config table), with target stopping on,
 so the strategies differ only in what their pruners stop.
 
 Per strategy it prints, over the seeds: compute spent (sum of the recorded training seconds up to
@@ -68,6 +69,15 @@ TOKENS_PER_STEP_UNIT = 1024  # step_unit "ktokens": report(step=tokens // 1024)
 
 # The kill rule on the CPU preset (see the module docstring): min_tokens is set from the table.
 KILL_RULE: dict[str, Any] = {"metric": "val_ppl", "threshold": 1.0, "patience": 2}
+# The kill rule at equal seconds, as search_spaces/ngpt_ttt.yaml ships it: val_loss 0.2 nats over
+# the fastest trial's curve at the same seconds, two checks running, judged from 1/8 of the budget.
+KILL_SECONDS: dict[str, Any] = {"metric": "val_loss", "threshold": 0.2, "patience": 2, "reference": "fastest"}
+KILL_SECONDS_FROM = 1 / 8
+
+
+def kill_seconds(clock: str, budget: float) -> dict[str, Any]:
+    """The ``KILL_SECONDS`` pruner component on ``clock``, for a study with this trial budget."""
+    return {"name": "kill_rule", "options": {**KILL_SECONDS, "index": clock, "min_index": KILL_SECONDS_FROM * budget}}
 
 
 @lru_cache(maxsize=4)
@@ -139,37 +149,42 @@ def replay_spec(setup: Setup, name: str, pruners: list[dict[str, Any]], step_uni
         "target": {"metric": "val_loss", "below": setup.target, "clock": setup.clock},
         "trial_budget_seconds": setup.budget,
         "n_trials": len(setup.ids),
-        "sampler": {"name": "grid", "options": {"seed": seed}},
+        "sampler": {"name": "random", "options": {"seed": seed}},  # never asked: every trial is enqueued
         "pruners": pruners,
         "fixed": {"table": setup.table, "step_unit": step_unit},
         "space": {"config_id": {"type": "categorical", "choices": setup.ids}},
     }, "pruning_replay")
 
 
-def run_replay(spec: StudySpec) -> optuna.Study:
-    """One real hpo study, in memory."""
+def run_replay(spec: StudySpec, seed: int) -> optuna.Study:
+    """One real hpo study, in memory, over every config once in a seeded order."""
     storage = InMemoryStorage()
-    session = Session(spec=spec, study=load_study(spec, storage), storage=storage, train=replay,
-                      pruner=build_pruner(spec.pruners))
+    study = load_study(spec, storage)
+    for cid in np.random.default_rng(seed).permutation(spec.space["config_id"].choices):
+        study.enqueue_trial({"config_id": int(cid)})
+    session = Session(spec=spec, study=study, storage=storage, train=replay, pruner=build_pruner(spec.pruners))
     run(session, out=io.StringIO())
     return session.study
 
 
 def outcome(study: optuna.Study, table: dict[int, pd.DataFrame], truth: Truth, clock: str) -> dict[str, float]:
-    """Compute spent and which of the true winners were pruned, for one study."""
+    """Compute spent and which of the true winners were stopped early (pruned, or capped: COMPLETE
+    with a censored value), for one study."""
     spent, pruned = 0.0, set()
     for t in study.get_trials(deepcopy=False):
         cid = int(t.params["config_id"])
         spent += float(table[cid][clock].iloc[len(t.intermediate_values) - 1])  # up to the last report
-        if t.state == TrialState.PRUNED:
+        if t.state == TrialState.PRUNED or str(t.user_attrs.get("stop_reason", "")).startswith("time_cap"):
             pruned.add(cid)
     return {"compute": spent, "best_survived": float(truth.best not in pruned),
             "top5_killed": float(len(pruned & set(truth.top5))), "pruned": float(len(pruned))}
 
 
-def strategies(min_tokens: float, val_every: int) -> dict[str, tuple[list[dict[str, Any]], str]]:
+def strategies(min_tokens: float, val_every: int, clock: str, budget: float) -> dict[str, tuple[list[dict[str, Any]], str]]:
     """Name → (pruner components, step unit)."""
     kill = {"name": "kill_rule", "options": {**KILL_RULE, "min_tokens": min_tokens}}
+    seconds = kill_seconds(clock, budget)
+    cap = {"name": "time_cap", "options": {"clock": clock, "rank": 5}}
     seed_rule = {"name": "kill_rule", "options": {"metric": "val_ppl", "threshold": 0.5, "min_tokens": min_tokens}}
     asha = {"name": "successive_halving", "options": {"min_resource": 2 * val_every, "reduction_factor": 3}}
     # the same first rung in tokens: 2 validations at batch 16, seq 64 = 20 x 1024 tokens
@@ -180,6 +195,9 @@ def strategies(min_tokens: float, val_every: int) -> dict[str, tuple[list[dict[s
         "ASHA": ([asha], "step"),
         "kill rule": ([kill], "step"),
         "kill rule + ASHA": ([kill, asha], "step"),
+        "kill rule at equal seconds": ([seconds], "step"),
+        "kill rule + time cap (rank 5)": ([kill, cap], "step"),
+        "equal seconds + time cap (spec)": ([seconds, cap], "step"),
         "kill rule 0.5 PPL, patience 1": ([seed_rule], "step"),  # the seed's numbers, for comparison
         "ASHA, step = 1k tokens": ([asha_tokens], "ktokens"),
         "kill rule + ASHA, 1k tokens": ([kill, asha_tokens], "ktokens"),
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     top = ", ".join(f"{c} ({truth.time_to_target[c]:.1f} s)" for c in truth.top5)
     print(f"{len(setup.ids)} configs from {args.table}; clock {clock}; target val_loss < {setup.target} "
           f"({reached} reach it); budget {setup.budget:.0f} s\ntrue top 5: {top}")
-    plan = strategies(min_tokens, int(first.step.iloc[0]))
+    plan = strategies(min_tokens, int(first.step.iloc[0]), clock, setup.budget)
     if args.kill_rule_grid:
         plan = {"no pruning": ([], "step")}
         for frac, threshold, patience in itertools.product((0.1, 0.2, 0.4), (0.5, 1.0, 2.0), (1, 2, 3)):
@@ -230,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name, (pruners, unit) in plan.items():
         for seed in range(args.seeds):
-            study = run_replay(replay_spec(setup, name, pruners, unit, seed))
+            study = run_replay(replay_spec(setup, name, pruners, unit, seed), seed)
             results.append({"strategy": name, "seed": seed, **outcome(study, table, truth, clock)})
     df = pd.DataFrame(results)
     df["relative"] = df.compute / df.seed.map(df[df.strategy == "no pruning"].set_index("seed").compute)
