@@ -16,7 +16,7 @@ on 14 distinct configs that way). ``--allow-repeats`` maps to the plain nearest 
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
-  rule (``pruning_replay``'s settings for this preset) and the time cap at the 5th-best time
+  rule at equal seconds (``pruning_replay.KILL_SECONDS``) and the time cap at the 5th-best time
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
   killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pruning_replay import KILL_RULE, load_table, true_times  # noqa: E402
+from benchmarks.pruning_replay import KILL_RULE, kill_seconds, load_table, true_times  # noqa: E402
 from hpo.design import build_design  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
@@ -278,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage1", type=int, default=STAGE1, help="Stage-1 trials of (a) and (c) (default: 48)")
     p.add_argument("--clock", default=CLOCK, choices=["cpu_seconds", "train_seconds"],
                    help="the recorded clock (default cpu_seconds: immune to load while recording)")
-    p.add_argument("--pruners", default="kill_rule+time_cap",
-                   help="hpo's pruners, '+'-joined from kill_rule, time_cap, asha (default: the kill rule, "
-                        "which keeps the winners in pruning_replay, and adaptive time capping)")
+    p.add_argument("--pruners", default="kill_seconds+time_cap",
+                   help="hpo's pruners, '+'-joined from kill_seconds, kill_rule, time_cap, asha (default: as the "
+                        "spec ships, the kill rule at equal seconds and adaptive time capping; kill_rule: at "
+                        "equal tokens, the seed's rule)")
     p.add_argument("--allow-repeats", action="store_true",
                    help="map each proposal to the nearest recorded config even if already run")
     p.add_argument("--cap-rank", type=int, default=5, help="time_cap's rank (default 5, as in the spec)")
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     kill = {"name": "kill_rule", "options": {**KILL_RULE, "min_tokens": 0.2 * max_tokens}}
     asha = {"name": "successive_halving", "options": {"min_resource": 2 * val_every, "reduction_factor": 3}}
     cap = {"name": "time_cap", "options": {"rank": args.cap_rank}}
-    named = {"kill_rule": kill, "asha": asha, "time_cap": cap}
+    named = {"kill_rule": kill, "kill_seconds": kill_seconds("train_seconds", budget), "asha": asha, "time_cap": cap}
     pruners = [named[n] for n in args.pruners.split("+")]
     good = Ledger(table, times, budget).good
     print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
