@@ -3,6 +3,10 @@
 Each worker is the same ``hpo optimize`` command without ``--workers``: they share the
 study through the storage, so ``--n-trials`` stays the study's total, and workers on other
 machines join the same way (same command, same PostgreSQL or MySQL URL).
+
+The workers' stderr comes through the parent line by line (one line per trial, not several
+progress bars overwriting each other), and an ``error:`` line that another worker already
+printed is dropped: a misspelled objective is one error line, not one per worker.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 
 def gpu_count() -> int:
@@ -33,11 +38,33 @@ def worker_env(index: int, n_workers: int, n_gpus: int, cores: int | None = None
     return env
 
 
+class ErrorOnce:
+    """Copies lines to ``out``; an ``error:`` line already copied once is dropped."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out, self.seen, self.lock = out, set[str](), threading.Lock()
+
+    def pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self.lock:
+                if line.startswith("error:"):
+                    if line in self.seen:
+                        continue
+                    self.seen.add(line)
+                self.out.write(line)
+                self.out.flush()
+
+
 def run_workers(argv: list[str], n_workers: int) -> int:
     """Run ``python -m hpo <argv>`` in ``n_workers`` processes; forward SIGINT/SIGTERM."""
     n_gpus = gpu_count()
-    procs = [subprocess.Popen([sys.executable, "-m", "hpo", *argv], env=worker_env(i, n_workers, n_gpus))
+    procs = [subprocess.Popen([sys.executable, "-m", "hpo", *argv], env=worker_env(i, n_workers, n_gpus),
+                              stderr=subprocess.PIPE, text=True, bufsize=1)
              for i in range(n_workers)]
+    errors = ErrorOnce(sys.stderr)
+    pumps = [threading.Thread(target=errors.pump, args=(p.stderr,), daemon=True) for p in procs]
+    for t in pumps:
+        t.start()
 
     def forward(signum: int, _frame: Any) -> None:
         for p in procs:
@@ -47,6 +74,8 @@ def run_workers(argv: list[str], n_workers: int) -> int:
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         codes = [p.wait() for p in procs]
+        for t in pumps:
+            t.join()
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

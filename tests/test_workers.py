@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,24 @@ def test_four_workers_on_one_sqlite_file_never_lock(workdir: Path) -> None:
                                                 if t.state == TrialState.FAIL]
     pids = {t.system_attrs["hpo:worker"]["pid"] for t in study.trials}
     assert len(pids) == 4, "all four workers ran trials"
+
+
+def test_workers_print_a_bad_objective_once(workdir: Path) -> None:
+    _spec(workdir, "typo", n_trials=4)
+    spec = workdir / "search_spaces" / "typo.yaml"
+    spec.write_text(spec.read_text().replace("synthetic:train", "synthetic:trian"))
+    proc = run_hpo("optimize", "--study", "typo", "--workers", "2", cwd=workdir)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: {spec}: objective: module 'objectives.synthetic' has no function 'trian' (fix: check the name)"]
+
+
+def test_workers_stderr_comes_through_the_parent(workdir: Path) -> None:
+    _spec(workdir, "two", n_trials=4, steps=3)
+    proc = run_hpo("optimize", "--study", "two", "--workers", "2", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = [line for line in proc.stderr.splitlines() if re.match(r"\[\d/4\] trial \d COMPLETE", line)]
+    assert len(done) == 4, proc.stderr  # one line per trial from both workers, no progress bars
 
 
 def test_worker_env_splits_threads_and_pins_gpus() -> None:
