@@ -136,7 +136,8 @@ def prune_text(reason: dict[str, Any] | None, step: int) -> str:
     """One line saying which pruner stopped the trial and on what evidence."""
     if not reason:
         return f"pruned at step {step}"
-    text = f"{reason.get('pruner', 'pruner')}: pruned at step {step}"
+    verb = "capped" if reason.get("censored") else "pruned"  # a capped trial ends COMPLETE
+    text = f"{reason.get('pruner', 'pruner')}: {verb} at step {step}"
     if reason.get("reference") is not None and reason.get("difference") is not None:
         index = reason.get("index", "tokens")
         at = f"{reason[index]:.0f} tokens" if index == "tokens" else f"{index} {reason[index]:.4g}"

@@ -209,6 +209,7 @@ def test_time_cap_stops_a_trial_once_it_is_slower_than_the_best_time_to_target()
     assert [t.user_attrs["reached_target"] for t in study.trials] == [True, False, True, True, False]
     assert reason(study, 1) == {"pruner": "time_cap", "step": 3, "clock": "train_seconds", "value": 3.0,
                                 "cap": 3.0, "rank": 1, "censored": True, "why": reason(study, 1)["why"]}
+    assert study.trials[1].user_attrs["stop_reason"].startswith("time_cap: capped at step 3: ")
     assert "cap 3 s" in study.trials[1].user_attrs["stop_reason"]
 
 
