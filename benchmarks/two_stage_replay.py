@@ -79,6 +79,9 @@ STAGE1, RUNS, TOP = 48, 36, 5
 # Optuna's TPE defaults.
 HPO_SPEC = ROOT / "search_spaces" / "ngpt_ttt.yaml"
 HPO_SAMPLER = {k: v for k, v in load_spec(HPO_SPEC, check_objective=False).sampler.options.items() if k != "seed"}
+# (b) and (c) search the space as the spec defines it, with its conditions (AdamW ignores the
+# Muon-only parameters); (a) is the seed's fixed list.
+WHEN = {k: p.when for k, p in load_spec(HPO_SPEC, check_objective=False).space.items() if p.when}
 
 
 class Grid:
@@ -101,23 +104,28 @@ class Grid:
         return float(np.interp(f(float(value)), f(levels), np.arange(len(levels))) / (len(levels) - 1))
 
     def nearest(self, params: dict[str, Any], exclude: set[int] | None = None) -> int:
-        """The recorded config nearest to ``params``, skipping ``exclude`` (unless that is all)."""
-        point = np.array([self.position(k, params[k]) for k in self.numeric])
-        d = ((self.coords - point) ** 2).sum(axis=1)
-        d += [sum(c != _norm(params[k]) for c, k in zip(cats, self.categorical)) for cats in self.cats]
+        """The recorded config nearest to ``params``, skipping ``exclude`` (unless that is all);
+        a parameter ``params`` lacks (switched off by a ``when``) does not count."""
+        has = np.array([k in params for k in self.numeric])
+        point = np.array([self.position(k, params[k]) if k in params else 0.0 for k in self.numeric])
+        d = (((self.coords - point) ** 2) * has).sum(axis=1)
+        d += [sum(c != _norm(params[k]) for c, k in zip(cats, self.categorical) if k in params) for cats in self.cats]
         order = [self.ids[i] for i in np.argsort(d, kind="stable")]
         return next((c for c in order if c not in (exclude or ())), order[0])
 
-    def space(self) -> dict[str, Any]:
-        """The grid's box as an hpo space: numeric ranges (log if the levels span 10x), choices."""
+    def space(self, when: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The grid's box as an hpo space: numeric ranges (log if the levels span 10x), choices;
+        ``when``: conditions by parameter name."""
         out: dict[str, Any] = {}
         for k, v in self.levels.items():
             if k in self.categorical:
                 out[k] = {"type": "categorical", "choices": v}
-                continue
-            ints = all(isinstance(x, int) for x in v)
-            out[k] = {"type": "int" if ints else "float", "low": min(v), "high": max(v),
-                      "log": max(v) / min(v) >= 10}
+            else:
+                ints = all(isinstance(x, int) for x in v)
+                out[k] = {"type": "int" if ints else "float", "low": min(v), "high": max(v),
+                          "log": max(v) / min(v) >= 10}
+            if when and k in when:
+                out[k]["when"] = when[k]
         return out
 
 
@@ -156,13 +164,14 @@ def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, flo
 
 
 def spec_for(name: str, table_path: str, target: float, budget: float, pruners: list[dict[str, Any]],
-             seed: int, n_trials: int, sampler_options: dict[str, Any] | None = None) -> StudySpec:
+             seed: int, n_trials: int, sampler_options: dict[str, Any] | None = None,
+             when: dict[str, Any] | None = None) -> StudySpec:
     return parse_spec({
         "study": f"{name}_{seed}", "objective": "benchmarks.two_stage_replay:replay",
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
         "target": {"metric": "val_loss", "below": target}, "trial_budget_seconds": budget,
         "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
-        "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(),
+        "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(when),
     }, "two_stage_replay")
 
 
@@ -236,7 +245,7 @@ def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float,
     the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
     """
     storage = InMemoryStorage()
-    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER)
+    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN)
     first = run_stage(spec, storage)
     second = None
     try:
@@ -284,12 +293,17 @@ def main(argv: list[str] | None = None) -> int:
                         "equal tokens, the seed's rule)")
     p.add_argument("--allow-repeats", action="store_true",
                    help="map each proposal to the nearest recorded config even if already run")
+    p.add_argument("--no-when", action="store_true",
+                   help="(b) and (c) search without the spec's conditions (AdamW trials then carry the "
+                        "Muon-only parameters it ignores)")
     p.add_argument("--cap-rank", type=int, default=5, help="time_cap's rank (default 5, as in the spec)")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     globals()["STAGE1"] = args.stage1
     globals()["CLOCK"] = args.clock
     globals()["ALLOW_REPEATS"] = args.allow_repeats
+    if args.no_when:
+        globals()["WHEN"] = {}
 
     table = load_table(args.table)
     best_loss = pd.Series({cid: rows.val_loss.min() for cid, rows in table.items()})
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "optuna":
                 n = STAGE1 + RUNS
                 ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
-                                                    seed, n), InMemoryStorage()))
+                                                    seed, n, when=WHEN), InMemoryStorage()))
             else:
                 narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,

@@ -13,7 +13,8 @@ reductions lose whole levels); the design closest in size to ``runs`` wins, more
 a tie. With many factors no such gsd gets within ``TOLERANCE`` (25%) of ``runs``; then a
 pyDOE3 Latin hypercube of exactly ``runs`` points over 6 levels per numeric parameter is
 used, each level of each factor taken ``runs / levels`` times (±1). Duplicate points are
-dropped and the run order is shuffled with a fixed seed, so an interrupted Stage 2 has
+dropped (also those that differ only in parameters their ``when`` switches off) and the run
+order is shuffled with a fixed seed, so an interrupted Stage 2 has
 still spread its first runs over the whole design.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from pyDOE3 import fullfact, gsd, lhs
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam
+from hpo.spec import CategoricalParam, FloatParam, IntParam, active
 
 MIN_LEVELS, MAX_LEVELS = 3, 6
 GSD_CELLS = 200_000
@@ -98,6 +99,16 @@ def _latin_hypercube(counts: list[int], runs: int, seed: int) -> np.ndarray:
     return np.stack([strata[:, j] * c // runs for j, c in enumerate(counts)], axis=1)
 
 
+def _active_only(space: dict[str, Param], point: dict[str, Any]) -> dict[str, Any]:
+    """``point`` without the parameters its own values switch off (``when``); a parameter's
+    condition is judged on the ones kept before it."""
+    kept: dict[str, Any] = {}
+    for name, value in point.items():
+        if active(space[name], kept):
+            kept[name] = value
+    return kept
+
+
 def build_design(space: dict[str, Param], runs: int, levels: int | None = None, seed: int = 0) -> Design:
     """About ``runs`` points over ``space`` (module docstring); ``levels`` fixes the count per
     numeric parameter instead of trying 6..3."""
@@ -117,7 +128,7 @@ def build_design(space: dict[str, Param], runs: int, levels: int | None = None, 
     else:
         _, _, lv, rows, method = best
     names = list(lv)
-    points = [{k: lv[k][int(i)] for k, i in zip(names, row)} for row in rows]
+    points = [_active_only(space, {k: lv[k][int(i)] for k, i in zip(names, row)}) for row in rows]
     unique = list({tuple(sorted(map(repr, p.items()))): p for p in points}.values())
     order = np.random.default_rng(seed).permutation(len(unique))
     return Design(lv, [unique[i] for i in order], method, math.prod(len(v) for v in lv.values()))

@@ -10,6 +10,11 @@ Per parameter of the Stage-1 space (the rules are also written into the Stage-2 
   snapped outward to integers/steps on the Stage-1 grid (so every Stage-1 value on the grid
   stays representable). If the top-k already span ``KEEP_WIDE`` (80%) or more of the old
   range, or the widened range reaches both bounds, the parameter is **kept wide**.
+* ``when`` (a parameter searched only for some choices of another): a condition on a locked
+  parameter either always holds (it goes) or never does (the parameter is **dropped**: Stage 2
+  never searches it); on a narrowed one it keeps the choices left. A locked parameter that
+  keeps a condition stays under ``space`` as its one choice, so configs it does not apply to
+  do not get it. Its values come from the top trials that have it.
 
 Top-k is by value for one objective, NSGA-II order for several (:func:`hpo.pareto.rank`).
 """
@@ -17,7 +22,7 @@ Top-k is by value for one objective, NSGA-II order for several (:func:`hpo.paret
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,7 +32,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
 from hpo.pareto import complete_trials, rank
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, dump_spec, parse_spec
+from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, dump_spec, parse_spec, same_value
 from hpo.study_info import study_spec
 
 MARGIN = 0.25
@@ -43,7 +48,7 @@ class Decision:
     """What happened to one Stage-1 parameter, and why (the YAML comment)."""
 
     name: str
-    action: str  # "locked" | "narrowed" | "wide"
+    action: str  # "locked" | "narrowed" | "wide" | "dropped"
     param: Param  # the Stage-2 parameter (the Stage-1 one when locked or wide)
     why: str
     value: Any = None  # the locked value
@@ -65,20 +70,13 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same type (``True`` is not the choice ``1``); floats to 1e-9."""
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return type(a) is type(b) and a == b
-
-
 def _narrow_choices(name: str, p: CategoricalParam, values: list[Any], k: int) -> Decision:
     used = [c for c in p.choices if any(same_value(c, v) for v in values)]
     if len(used) == 1:
         return Decision(name, "locked", p, f"locked: all {k} top trials chose {_fmt(used[0])}", used[0])
     if len(used) < len(p.choices):
         dropped = ", ".join(_fmt(c) for c in p.choices if c not in used)
-        return Decision(name, "narrowed", CategoricalParam(type="categorical", choices=used),
+        return Decision(name, "narrowed", p.model_copy(update={"choices": used}),
                         f"narrowed: the top {k} used only {', '.join(map(_fmt, used))} (dropped {dropped})")
     return Decision(name, "wide", p, f"kept wide: the top {k} used every choice")
 
@@ -133,19 +131,48 @@ def decide(name: str, p: Param, values: list[Any], k: int) -> Decision:
     return _narrow_range(name, p, values, k)
 
 
+def _conditioned(decisions: list[Decision]) -> list[Decision]:
+    """Each decision with its parameter's ``when`` carried into Stage 2 (module docstring)."""
+    done: dict[str, Decision] = {}
+    for d in decisions:
+        when: dict[str, list[Any]] = {}
+        dropped = None
+        for key, values in (d.param.when or {}).items():
+            cond = done[key]  # a condition names a parameter listed before
+            if cond.action == "dropped":
+                dropped = f"dropped: searched only with {key}, which stage 2 does not search"
+            elif cond.action == "locked":
+                if not any(same_value(cond.value, v) for v in values):
+                    dropped = f"dropped: searched only when {key} is one of {values}, locked to {_fmt(cond.value)}"
+            else:
+                left = [v for v in values if any(same_value(v, c) for c in cond.param.choices)]  # type: ignore[union-attr]
+                if not left:
+                    dropped = f"dropped: searched only when {key} is one of {values}, no longer among its choices"
+                when[key] = left
+        if dropped is not None:
+            d = Decision(d.name, "dropped", d.param, dropped)
+        elif d.action == "locked" and when:
+            d = Decision(d.name, "narrowed", CategoricalParam(type="categorical", choices=[d.value], when=when),
+                         f"{d.why}; kept under space with its condition {when}")
+        else:
+            d = replace(d, param=d.param.model_copy(update={"when": when or None}))
+        done[d.name] = d
+    return list(done.values())
+
+
 def narrow(parent: StudySpec, top: Sequence[FrozenTrial], into: str | None = None,
            n_trials: int | None = None) -> Narrowing:
     """The Stage-2 spec from ``parent`` and its top trials (best first)."""
     k = len(top)
-    decisions = [decide(name, p, [t.params[name] for t in top if name in t.params], k)
-                 for name, p in parent.space.items()]
+    decisions = _conditioned([decide(name, p, [t.params[name] for t in top if name in t.params], k)
+                              for name, p in parent.space.items()])
     numbers = [t.number for t in top]
     data = dump_spec(parent)
     data.pop("enqueue", None)  # stage 1's starting configs need not lie in the narrowed space
     data.update(
         study=into or stage2_name(parent.study),
         fixed={**parent.fixed, **{d.name: d.value for d in decisions if d.action == "locked"}},
-        space={d.name: _param_data(d.param) for d in decisions if d.action != "locked"},
+        space={d.name: _param_data(d.param) for d in decisions if d.action not in ("locked", "dropped")},
         parent={"study": parent.study, "trials": numbers},
         n_trials=n_trials or parent.n_trials,
     )
@@ -196,6 +223,7 @@ def spec_yaml(n: Narrowing) -> str:
     lines.append("space:" if n.spec.space else "space: {}")
     for key, p in n.spec.space.items():
         lines.append(f"  {_flow(key, _param_data(p))}  # {why[key]}")
+    lines += [f"# {d.name}: {d.why}" for d in n.decisions if d.action == "dropped"]
     lines.append("parent:")
     lines += [f"  {_flow(key, value)}" for key, value in data["parent"].items()]
     return "\n".join(lines) + "\n"

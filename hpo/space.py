@@ -12,7 +12,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, active
 
 
 def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistribution:
@@ -23,14 +23,23 @@ def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistrib
     return CategoricalDistribution(param.choices)
 
 
-def distributions(spec: StudySpec) -> dict[str, BaseDistribution]:
-    return {name: distribution(p) for name, p in spec.space.items()}
+def distributions(spec: StudySpec, params: dict[str, Any] | None = None) -> dict[str, BaseDistribution]:
+    """Every searched parameter's distribution, or only those of ``params`` (a trial's, where
+    parameters with a ``when`` may be absent)."""
+    return {name: distribution(p) for name, p in spec.space.items() if params is None or name in params}
+
+
+def searched(spec: StudySpec, config: dict[str, Any]) -> list[str]:
+    """The space's parameters that ``config`` (fixed values + params) has active, in order."""
+    return [name for name, p in spec.space.items() if active(p, config)]
 
 
 def suggest_config(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """Fixed values plus one sampled value per searched parameter."""
+    """Fixed values plus one sampled value per searched parameter that is active (``when``)."""
     config = dict(spec.fixed)
     for name, p in spec.space.items():
+        if not active(p, config):
+            continue
         if isinstance(p, FloatParam):
             config[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
         elif isinstance(p, IntParam):

@@ -37,7 +37,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatParam(_Strict):
+Choice = Union[None, bool, int, float, str]
+
+
+class _Param(_Strict):
+    """``when: {name: value or [values]}``: searched only when those categorical parameters,
+    listed before this one, took one of those values (e.g. ``momentum`` only for ``muon``);
+    otherwise the parameter is absent from the trial and the config, as in Optuna's
+    define-by-run spaces. Samplers then see the configs that differ only in ignored
+    parameters as one."""
+
+    when: dict[str, list[Choice]] | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: x if isinstance(x, list) else [x] for k, x in v.items()}
+        return v
+
+
+class FloatParam(_Param):
     type: Literal["float"]
     low: float
     high: float
@@ -50,7 +70,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_Param):
     type: Literal["int"]
     low: int
     high: int
@@ -65,9 +85,9 @@ class IntParam(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_Param):
     type: Literal["categorical"]
-    choices: list[Union[None, bool, int, float, str]]
+    choices: list[Choice]
 
     @field_validator("choices")
     @classmethod
@@ -93,6 +113,18 @@ def _outside(param: Param | None, value: Any) -> str | None:
     if not param.low <= value <= param.high:
         return f"{value} is outside [{param.low}, {param.high}] (fix: widen the range or change the value)"
     return None
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type (``True`` is not the choice ``1``); floats to 1e-9."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return type(a) is type(b) and a == b
+
+
+def active(param: Param, config: dict[str, Any]) -> bool:
+    """Whether ``param`` is searched given the values chosen so far (its ``when``)."""
+    return all(k in config and any(same_value(config[k], v) for v in values) for k, values in (param.when or {}).items())
 
 
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
@@ -190,9 +222,24 @@ class StudySpec(_Strict):
             raise ValueError("metric time_to_target needs a target (fix: add target: {metric: val_loss, below: X})")
         if self.target is not None and self.trial_budget_seconds is None:
             raise ValueError("a target needs trial_budget_seconds to censor runs that miss it (fix: add it)")
+        names = list(self.space)
+        for name, p in self.space.items():
+            for key, values in (p.when or {}).items():
+                cond = self.space.get(key)
+                if not isinstance(cond, CategoricalParam) or names.index(key) > names.index(name):
+                    raise ValueError(f"space.{name}.when: '{key}' is not a categorical parameter listed before "
+                                     f"{name} (fix: name one, e.g. optimizer, above {name})")
+                bad = [v for v in values if not any(same_value(v, c) for c in cond.choices)]
+                if bad:
+                    raise ValueError(f"space.{name}.when.{key}: {bad} not among its choices {cond.choices} "
+                                     "(fix: pick from them)")
         for i, params in enumerate(self.enqueue):
             for name, value in params.items():
                 problem = _outside(self.space.get(name), value)
+                off = [] if problem else [k for k, v in (self.space[name].when or {}).items()
+                                          if k in params and not any(same_value(params[k], x) for x in v)]
+                if off:
+                    problem = f"not searched when {off[0]} is {params[off[0]]!r} (its when) (fix: drop it)"
                 if problem:
                     raise ValueError(f"enqueue[{i}].{name}: {problem}")
         return self

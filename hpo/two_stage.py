@@ -40,7 +40,7 @@ from hpo.design import Design, build_design
 from hpo.narrowing import Narrowing, narrow_study, same_value, stage2_name, write_spec
 from hpo.pareto import complete_trials
 from hpo.runner import counted_trials, load_study, open_session, run
-from hpo.space import distributions
+from hpo.space import distributions, searched
 from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec
 from hpo.storage import open_storage
 from hpo.study_info import study_spec
@@ -68,8 +68,10 @@ def _same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec) -> bool:
-    """Whether the config ``parent_fixed + params`` is one the Stage-2 ``spec`` can produce."""
-    config, dists = {**parent_fixed, **params}, distributions(spec)
+    """Whether the config ``parent_fixed + params`` is one the Stage-2 ``spec`` can produce
+    (with exactly the parameters that ``spec`` would search for it, see ``when``)."""
+    config = {**parent_fixed, **params}
+    dists = distributions(spec, dict.fromkeys(searched(spec, config)))
     if set(config) != set(spec.fixed) | set(dists):
         return False
     if not all(same_value(config[k], v) for k, v in spec.fixed.items()):
@@ -126,10 +128,10 @@ def make_plan(parent: optuna.Study, *, top: int = 5, into: str | None = None, de
 def _copy_trial(parent: optuna.Study, number: int, spec: StudySpec) -> FrozenTrial:
     storage = parent._storage
     src = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(parent._study_id, number))
-    dists = distributions(spec)
+    params = {k: v for k, v in src.params.items() if k in spec.space}
     curves = {k: v for k, v in src.system_attrs.items() if k.startswith("hpo:m:")}
     return create_trial(state=TrialState.COMPLETE, values=src.values,
-                        params={k: src.params[k] for k in dists}, distributions=dists,
+                        params=params, distributions=distributions(spec, params),
                         user_attrs=src.user_attrs, intermediate_values=src.intermediate_values,
                         system_attrs={**curves, FROM_ATTR: {"study": parent.study_name, "trial": number}})
 

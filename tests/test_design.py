@@ -62,6 +62,15 @@ def test_mixed_space_with_categoricals_is_balanced_and_in_bounds() -> None:
         assert round(p["drop"] * 10, 9) == int(round(p["drop"] * 10))
 
 
+def test_points_leave_out_what_their_own_values_switch_off() -> None:
+    # the full factorial of opt x lr (2 x 6) has 6 adamw points that differ only in lr: one is left
+    opt = CategoricalParam(type="categorical", choices=["muon", "adamw"])
+    lr = LR.model_copy(update={"when": {"opt": ["muon"]}})
+    design = build_design({"opt": opt, "lr": lr}, 36)
+    assert sorted(p["opt"] for p in design.points) == ["adamw"] + ["muon"] * 6
+    assert all(("lr" in p) == (p["opt"] == "muon") for p in design.points)
+
+
 def test_small_spaces_take_the_full_factorial() -> None:
     design = build_design({"lr": LR, "momentum": MOM}, 36)
     assert design.method == "full factorial" and len(design.points) == 36  # 6 x 6

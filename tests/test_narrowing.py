@@ -49,9 +49,9 @@ def study_with(params: list[dict[str, Any]], values: list[Any], spec: dict[str, 
     study = optuna.create_study(study_name=parsed.study, directions=parsed.directions)
     study.set_user_attr(SPEC_ATTR, spec)
     study.set_metric_names(list(parsed.metrics))
-    dists = distributions(parsed)
     for p, v in zip(params, values):
-        study.add_trial(optuna.create_trial(params=p, distributions=dists, values=v if isinstance(v, list) else [v]))
+        study.add_trial(optuna.create_trial(params=p, distributions=distributions(parsed, p),
+                                            values=v if isinstance(v, list) else [v]))
     return study
 
 
@@ -147,3 +147,50 @@ def test_too_few_complete_trials_or_no_spec_is_one_clear_error() -> None:
         narrow_study(study_with(TOP[:1], [1.0]))
     with pytest.raises(HpoError, match="no hpo spec stored"):
         narrow_study(optuna.create_study())
+
+
+# --- conditional parameters (when) ------------------------------------------------------------
+
+WHEN_SPACE = {
+    "opt": {"type": "categorical", "choices": ["muon", "adamw"]},
+    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True, "when": {"opt": "muon"}},
+    "vr": {"type": "categorical", "choices": [True, False], "when": {"opt": "muon"}},
+    "batch": {"type": "int", "low": 8, "high": 32, "step": 8},
+}
+WHEN_SPEC = {**SPEC, "space": WHEN_SPACE}
+
+
+def muon(lr: float, vr: bool, batch: int) -> dict[str, Any]:
+    return {"opt": "muon", "lr": lr, "vr": vr, "batch": batch}
+
+
+def adamw(batch: int) -> dict[str, Any]:
+    return {"opt": "adamw", "batch": batch}
+
+
+def narrowed_when(params: list[dict[str, Any]]) -> Any:
+    return narrow_study(study_with(params, list(range(1, len(params) + 1)), WHEN_SPEC))
+
+
+def test_a_condition_on_a_locked_choice_that_holds_goes_away() -> None:
+    n = narrowed_when([muon(0.01, True, 8), muon(0.02, True, 16), muon(0.01, True, 8), muon(0.01, True, 16),
+                       muon(0.02, True, 8)])
+    assert n.spec.fixed["opt"] == "muon" and n.spec.fixed["vr"] is True
+    assert n.spec.space["lr"].when is None  # every Stage-2 config is muon
+
+
+def test_parameters_of_a_locked_away_choice_are_dropped() -> None:
+    n = narrowed_when([adamw(8), adamw(16), adamw(8), adamw(16), adamw(8)])
+    assert n.spec.fixed["opt"] == "adamw"
+    assert set(n.spec.space) == {"batch"} and "lr" not in n.spec.fixed and "vr" not in n.spec.fixed
+    assert {d.name: d.action for d in n.decisions}["lr"] == "dropped"
+    assert "# lr: dropped: searched only when opt is one of ['muon'], locked to 'adamw'" in spec_yaml(n)
+
+
+def test_a_locked_conditional_parameter_stays_under_space_with_its_condition(tmp_path: Path) -> None:
+    # opt stays wide; the 3 muon trials agree on vr: locked, but adamw configs must not get it.
+    n = narrowed_when([muon(0.01, True, 8), adamw(16), muon(0.02, True, 8), adamw(8), muon(0.01, True, 16)])
+    assert "vr" not in n.spec.fixed
+    assert n.spec.space["vr"].choices == [True] and n.spec.space["vr"].when == {"opt": ["muon"]}
+    assert n.spec.space["lr"].when == {"opt": ["muon"]}
+    assert load_spec(write_spec(n, tmp_path / "s2.yaml"), check_objective=False) == n.spec

@@ -66,6 +66,14 @@ BAD = [
     (_variant(enqueue=[{"lr": "1e-3"}]), "enqueue[0].lr: '1e-3' is not a number"),
     (_variant(enqueue=[{"act": "tanh"}]), "enqueue[0].act: 'tanh' is not one of ['relu', 'gelu']"),
     (_variant(enqueue=[{"width": 32.0}]), "enqueue[0].width: 32.0 is not an integer"),
+    (_variant(space={"act": GOOD["space"]["act"], "lr": {**GOOD["space"]["lr"], "when": {"act": "tanh"}}}),
+     "space.lr.when.act: ['tanh'] not among its choices ['relu', 'gelu']"),
+    (_variant(space={"act": GOOD["space"]["act"], "lr": {**GOOD["space"]["lr"], "when": {"act": "relu"}}},
+              enqueue=[{"act": "gelu", "lr": 0.01}]), "enqueue[0].lr: not searched when act is 'gelu'"),
+    (_variant(space__act__when={"width": 16}), "space.act.when: 'width' is not a categorical parameter listed "
+                                               "before act"),
+    (_variant(space__lr__when={"act": "relu"}), "space.lr.when: 'act' is not a categorical parameter listed "
+                                                "before lr"),
 ]
 
 

@@ -105,6 +105,42 @@ def test_inside_checks_fixed_values_and_new_ranges() -> None:
     assert not inside(ok, {"steps": 8}, stage2)  # Stage 1 ran with another fixed value
 
 
+WHEN = {**SPEC, "study": "cond", "n_trials": 16, "sampler": {"name": "random", "options": {"seed": 3}},
+        "space": {"orthog": {"type": "categorical", "choices": ["newton_schulz", "polar_express"]},
+                  "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True,
+                         "when": {"orthog": "newton_schulz"}},
+                  "width": {"type": "int", "low": 16, "high": 256, "step": 16}}}
+
+
+def test_conditional_parameters_through_both_stages(workdir: Path) -> None:
+    # lr is searched only with newton_schulz: polar_express trials have no lr, in Stage 1 and in
+    # Stage 2's copied trials and design points alike.
+    optimize(parse_spec(WHEN, "test"), url(workdir), out=io.StringIO())
+    parent = load(workdir, "cond")
+    by_orthog = {o: [set(t.params) for t in parent.trials if t.params["orthog"] == o]
+                 for o in ("newton_schulz", "polar_express")}
+    assert by_orthog["newton_schulz"] and all(p == {"orthog", "lr", "width"} for p in by_orthog["newton_schulz"])
+    assert by_orthog["polar_express"] and all(p == {"orthog", "width"} for p in by_orthog["polar_express"])
+    plan = make_plan(parent, top=5, runs=8, root=workdir)
+    study = apply(plan, out=io.StringIO())
+    for point in plan.design.points:
+        assert ("lr" in point) == (point.get("orthog", plan.spec.fixed.get("orthog")) == "newton_schulz"), point
+    copied = [t for t in study.trials if FROM_ATTR in t.system_attrs]
+    assert len(copied) == len(plan.copied) > 0
+    optimize(plan.spec, url(workdir), out=io.StringIO())
+    for t in load(workdir, plan.spec.study).trials:
+        orthog = t.params.get("orthog", plan.spec.fixed.get("orthog"))
+        assert ("lr" in t.params or "lr" in plan.spec.fixed) == (orthog == "newton_schulz"), t.params
+
+
+def test_inside_with_a_condition() -> None:
+    stage2 = parse_spec({**WHEN, "study": "s2"}, "t")
+    assert inside({"orthog": "polar_express", "width": 32}, {"steps": 4}, stage2)
+    assert not inside({"orthog": "polar_express", "width": 32, "lr": 0.01}, {"steps": 4}, stage2)
+    assert inside({"orthog": "newton_schulz", "width": 32, "lr": 0.01}, {"steps": 4}, stage2)
+    assert not inside({"orthog": "newton_schulz", "width": 32}, {"steps": 4}, stage2)
+
+
 def test_crash_between_stages_then_resume_multi_objective(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = {**SPEC, "study": "mo", "n_trials": 8, "sampler": {"name": "nsga2", "options": {"seed": 0,
             "population_size": 4}}, "metrics": {"val_loss": "minimize", "train_seconds": "minimize"}}
