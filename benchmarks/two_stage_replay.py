@@ -15,11 +15,16 @@ on 14 distinct configs that way). ``--allow-repeats`` maps to the plain nearest 
   here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
+
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
   rule at equal seconds (``pruning_replay.KILL_SECONDS``) and the time cap at the 5th-best time
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
   killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
+
+(b) and (c) search the same space, the spec's, with its conditions (``when``: AdamW trials have
+no Muon-only parameters; ``--no-when`` drops them); a proposal without a parameter matches
+recorded configs on the others.
 
 The default table is ``ngpt_timed.csv``: every config trained for the same 15 s of CPU
 (``record_curves.py --budget-cpu 15``), as in a time-budgeted study. ``ngpt_curves.csv`` (200
