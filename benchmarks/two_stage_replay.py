@@ -15,7 +15,6 @@ on 14 distinct configs that way). ``--allow-repeats`` maps to the plain nearest 
   here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
-
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
   rule at equal seconds (``pruning_replay.KILL_SECONDS``) and the time cap at the 5th-best time
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows

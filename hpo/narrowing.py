@@ -163,9 +163,9 @@ def _conditioned(decisions: list[Decision]) -> list[Decision]:
 def narrow(parent: StudySpec, top: Sequence[FrozenTrial], into: str | None = None,
            n_trials: int | None = None) -> Narrowing:
     """The Stage-2 spec from ``parent`` and its top trials (best first)."""
-    k = len(top)
-    decisions = _conditioned([decide(name, p, [t.params[name] for t in top if name in t.params], k)
-                              for name, p in parent.space.items()])
+    values = {name: [t.params[name] for t in top if name in t.params] for name in parent.space}
+    # a conditional parameter is judged on the top trials that have it ("all 3 top trials chose")
+    decisions = _conditioned([decide(name, p, values[name], len(values[name])) for name, p in parent.space.items()])
     numbers = [t.number for t in top]
     data = dump_spec(parent)
     data.pop("enqueue", None)  # stage 1's starting configs need not lie in the narrowed space
