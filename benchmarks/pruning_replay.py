@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hpo.pruners import build_pruner
+from hpo.pruners import REASON_ATTR, build_pruner
 from hpo.runner import Session, load_study, run
 from hpo.spec import StudySpec, parse_spec
 
@@ -174,7 +174,7 @@ def outcome(study: optuna.Study, table: dict[int, pd.DataFrame], truth: Truth, c
     for t in study.get_trials(deepcopy=False):
         cid = int(t.params["config_id"])
         spent += float(table[cid][clock].iloc[len(t.intermediate_values) - 1])  # up to the last report
-        if t.state == TrialState.PRUNED or str(t.user_attrs.get("stop_reason", "")).startswith("time_cap"):
+        if t.state == TrialState.PRUNED or t.user_attrs.get(REASON_ATTR, {}).get("censored"):
             pruned.add(cid)
     return {"compute": spent, "best_survived": float(truth.best not in pruned),
             "top5_killed": float(len(pruned & set(truth.top5))), "pruned": float(len(pruned))}

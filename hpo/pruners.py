@@ -150,17 +150,24 @@ class KillRulePruner(ReasonedPruner):
         cached = self._picked.get(study.study_name)
         if cached is not None and cached[0] == len(done):  # no trial completed since: same pick
             return cached[1]
-        best, best_val = None, math.inf
-        for t in done:
-            _, ys = self._finished_curve(study, t)
-            if len(ys) and math.isfinite(ys[-1]) and self.sign * ys[-1] < best_val:
-                best, best_val = t, self.sign * ys[-1]
-        if self.reference == "fastest":
-            reached = [(xs[-1], t.number, t) for t in done if t.user_attrs.get("reached_target")
-                       for xs in [self._finished_curve(study, t)[0]] if len(xs)]
-            best = min(reached)[2] if reached else best
+        best = self._fastest(study, done) if self.reference == "fastest" else None
+        if best is None:
+            best_val = math.inf
+            for t in done:
+                _, ys = self._finished_curve(study, t)
+                if len(ys) and math.isfinite(ys[-1]) and self.sign * ys[-1] < best_val:
+                    best, best_val = t, self.sign * ys[-1]
         self._picked[study.study_name] = (len(done), best)
         return best
+
+    def _fastest(self, study: optuna.Study, done: list[FrozenTrial]) -> FrozenTrial | None:
+        """The trial that reached the target at the smallest x (its last report), if any did."""
+        fastest, first = None, math.inf
+        for t in done:
+            xs, _ = self._finished_curve(study, t)
+            if t.user_attrs.get("reached_target") and len(xs) and xs[-1] < first:
+                fastest, first = t, xs[-1]
+        return fastest
 
     def _finished_curve(self, study: optuna.Study, t: FrozenTrial) -> tuple[np.ndarray, np.ndarray]:
         key = (study.study_name, t._trial_id)

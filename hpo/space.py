@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Container
 
 import optuna
 from optuna.distributions import (
@@ -23,10 +23,10 @@ def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistrib
     return CategoricalDistribution(param.choices)
 
 
-def distributions(spec: StudySpec, params: dict[str, Any] | None = None) -> dict[str, BaseDistribution]:
-    """Every searched parameter's distribution, or only those of ``params`` (a trial's, where
-    parameters with a ``when`` may be absent)."""
-    return {name: distribution(p) for name, p in spec.space.items() if params is None or name in params}
+def distributions(spec: StudySpec, only: Container[str] | None = None) -> dict[str, BaseDistribution]:
+    """Every searched parameter's distribution, or only those named in ``only`` (e.g. a trial's
+    params, which lack the parameters a ``when`` switched off)."""
+    return {name: distribution(p) for name, p in spec.space.items() if only is None or name in only}
 
 
 def searched(spec: StudySpec, config: dict[str, Any]) -> list[str]:

@@ -71,7 +71,7 @@ def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec
     """Whether the config ``parent_fixed + params`` is one the Stage-2 ``spec`` can produce
     (with exactly the parameters that ``spec`` would search for it, see ``when``)."""
     config = {**parent_fixed, **params}
-    dists = distributions(spec, dict.fromkeys(searched(spec, config)))
+    dists = distributions(spec, searched(spec, config))
     if set(config) != set(spec.fixed) | set(dists):
         return False
     if not all(same_value(config[k], v) for k, v in spec.fixed.items()):

@@ -42,7 +42,8 @@ class ErrorOnce:
     """Copies lines to ``out``; an ``error:`` line already copied once is dropped."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.out, self.seen, self.lock = out, set[str](), threading.Lock()
+        self.out, self.lock = out, threading.Lock()
+        self.seen: set[str] = set()
 
     def pump(self, stream: IO[str]) -> None:
         for line in stream:

@@ -192,7 +192,7 @@ def time_cap(**options: Any) -> list[dict[str, Any]]:
 
 def capped_steps(study: optuna.Study) -> list[int | None]:
     """Per trial: the step ``time_cap`` stopped it at, or None."""
-    return [t.last_step if t.user_attrs.get("stop_reason", "").startswith("time_cap") else None
+    return [t.last_step if t.user_attrs.get(REASON_ATTR, {}).get("pruner") == "time_cap" else None
             for t in study.get_trials(deepcopy=False)]
 
 

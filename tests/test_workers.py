@@ -117,12 +117,12 @@ def test_workers_print_a_bad_objective_once(workdir: Path) -> None:
         f"error: {spec}: objective: module 'objectives.synthetic' has no function 'trian' (fix: check the name)"]
 
 
-def test_workers_stderr_comes_through_the_parent(workdir: Path) -> None:
+def test_workers_trial_lines_all_reach_stderr_through_the_pump(workdir: Path) -> None:
     _spec(workdir, "two", n_trials=4, steps=3)
     proc = run_hpo("optimize", "--study", "two", "--workers", "2", cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     done = [line for line in proc.stderr.splitlines() if re.match(r"\[\d/4\] trial \d COMPLETE", line)]
-    assert len(done) == 4, proc.stderr  # one line per trial from both workers, no progress bars
+    assert len(done) == 4, proc.stderr  # the pump forwards every worker's lines, not only errors
 
 
 def test_worker_env_splits_threads_and_pins_gpus() -> None:
