@@ -82,10 +82,11 @@ STAGE1, RUNS, TOP = 48, 36, 5
 # (c) samples as the shipped spec does (multivariate TPE, 10 random startup trials); (b) gets
 # Optuna's TPE defaults.
 HPO_SPEC = ROOT / "search_spaces" / "ngpt_ttt.yaml"
-HPO_SAMPLER = {k: v for k, v in load_spec(HPO_SPEC, check_objective=False).sampler.options.items() if k != "seed"}
+_SHIPPED = load_spec(HPO_SPEC, check_objective=False)
+HPO_SAMPLER = {k: v for k, v in _SHIPPED.sampler.options.items() if k != "seed"}
 # (b) and (c) search the space as the spec defines it, with its conditions (AdamW ignores the
 # Muon-only parameters); (a) is the seed's fixed list.
-WHEN = {k: p.when for k, p in load_spec(HPO_SPEC, check_objective=False).space.items() if p.when}
+WHEN = {k: p.when for k, p in _SHIPPED.space.items() if p.when}
 
 
 class Grid:
