@@ -101,6 +101,12 @@ def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, flo
     return {}
 
 
+def target_of(table: dict[int, pd.DataFrame], quantile: float) -> float:
+    """The replays' target: this quantile of the configs' best val_loss (the share that reaches it)."""
+    best_loss = pd.Series({cid: rows.val_loss.min() for cid, rows in table.items()})
+    return float(round(best_loss.quantile(quantile), 3))
+
+
 @dataclass(frozen=True)
 class Truth:
     """What full curves say: each config's time to target (censored as hpo does) and the top 5."""
@@ -224,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     table = load_table(args.table)
     first = next(iter(table.values()))
     clock = args.clock or ("cpu_seconds" if "cpu_seconds" in first else "train_seconds")
-    best_loss = pd.Series({cid: rows.val_loss.min() for cid, rows in table.items()})
-    setup = Setup(table=args.table, ids=sorted(table), clock=clock,
-                  target=float(round(best_loss.quantile(args.target_quantile), 3)),
+    setup = Setup(table=args.table, ids=sorted(table), clock=clock, target=target_of(table, args.target_quantile),
                   budget=float(max(rows[clock].max() for rows in table.values())))
     max_tokens = float(max(rows.tokens.max() for rows in table.values()))
     min_tokens = args.min_tokens if args.min_tokens is not None else 0.2 * max_tokens
