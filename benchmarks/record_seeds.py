@@ -25,24 +25,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pruning_replay import load_table, target_of, true_times  # noqa: E402
+from benchmarks.pruning_replay import load_table, seeds_path, target_of, true_times  # noqa: E402
 from benchmarks.record_curves import RowReporter, append, install_cpu_clock  # noqa: E402
 from hpo.protocol import StopTrial  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 SEED_COLUMNS = ["config_id", "seed", "step", "tokens", "val_loss", "val_ppl", "cpu_seconds"]
-
-
-def seeds_path(table: str | Path) -> Path:
-    """Where the extra seeds of ``table`` live: ``ngpt_timed.csv`` → ``ngpt_timed.seeds.csv``."""
-    return Path(table).with_suffix(".seeds.csv")
 
 
 def contenders(table: dict[int, pd.DataFrame], target: float, clock: str, within: float) -> list[int]:
@@ -51,22 +45,6 @@ def contenders(table: dict[int, pd.DataFrame], target: float, clock: str, within
     times = true_times(table, target, budget, clock).time_to_target
     best = min(times.values())
     return sorted((c for c, t in times.items() if t <= within * best), key=times.__getitem__)
-
-
-def mean_times(table: dict[int, pd.DataFrame], seeds: pd.DataFrame, target: float, budget: float,
-               clock: str) -> dict[int, float]:
-    """Each config's time to target averaged over its recorded run and its extra seeds.
-
-    A seed's time is the recorded run's ``clock`` at the step where that seed first gets below
-    ``target`` (censored as ``true_times`` does when it never does); configs without extra seeds
-    keep their one time.
-    """
-    runs = {cid: [t] for cid, t in true_times(table, target, budget, clock).time_to_target.items()}
-    for (cid, _seed), rows in seeds.groupby(["config_id", "seed"]):
-        at_step = table[int(cid)].set_index("step")[clock]
-        timed = rows.sort_values("step").assign(**{clock: rows.step.map(at_step)})
-        runs[int(cid)].append(true_times({0: timed}, target, budget, clock).time_to_target[0])
-    return {cid: float(np.mean(ts)) for cid, ts in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,8 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pruning_replay import KILL_RULE, kill_seconds, load_table, target_of, true_times  # noqa: E402
-from benchmarks.record_seeds import mean_times, seeds_path  # noqa: E402
+from benchmarks.pruning_replay import KILL_RULE, judged_truth, kill_seconds, load_table, target_of, true_times  # noqa: E402
 from hpo.design import build_design  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
@@ -366,13 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     cap = {"name": "time_cap", "options": {"rank": args.cap_rank}}
     named = {"kill_rule": kill, "kill_seconds": kill_seconds("train_seconds", budget), "asha": asha, "time_cap": cap}
     pruners = [named[n] for n in args.pruners.split("+")]
-    quality, judged = times, "of the recorded run (seed 0)"
-    extra = seeds_path(args.table)
-    if extra.exists() and not args.single_seed:
-        seeds = pd.read_csv(extra)
-        quality = mean_times(table, seeds, target, budget, CLOCK)
-        judged = (f"averaged over seed 0 and seeds {sorted(seeds.seed.unique().tolist())} for the "
-                  f"{seeds.config_id.nunique()} configs in {extra.name}")
+    truth, judged = judged_truth(args.table, table, target, budget, CLOCK, args.single_seed)
+    quality = truth.time_to_target
     good = Ledger(table, times, budget, quality).good
     print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
           f"target val_loss < {target}; budget {budget:.0f} s; best time to target {min(quality.values()):.2f} s "
