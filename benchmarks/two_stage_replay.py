@@ -306,10 +306,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratio(mine: float, other: float) -> float:
-    """mine / other, where other may never get there (inf: 0 unless mine never does either)."""
+    """mine / other, where other may never get there (inf: 0, or nan if mine never does either)."""
     if math.isinf(other):
         return math.nan if math.isinf(mine) else 0.0
     return mine / other
+
+
+def _fmt_ratio(r: float) -> str:
+    return "n/a (both infinite)" if math.isnan(r) else f"{r:.2f}"
 
 
 def bootstrap_ert_ratio(df: pd.DataFrame, mine: str, other: str, n: int = 2000) -> tuple[float, float]:
@@ -396,10 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     for other, goal in (("seed", 0.2), ("optuna", 0.7)):
         letter = "a" if other == "seed" else "b"
         lo, hi = bootstrap_ert_ratio(df, "hpo", other)
-        print(f"(c)/({letter}) hpo/{other}: expected compute (ERT) {ratio(*summary.loc[['hpo', other], 'ERT']):.2f} "
-              f"(90% bootstrap over seeds {lo:.2f}..{hi:.2f}), medians to get there "
-              f"{ratio(*summary.loc[['hpo', other], 'median']):.2f}, medians spent "
-              f"{ratio(*summary.loc[['hpo', other], 'spent']):.2f} (goal <= {goal})")
+        r = {k: _fmt_ratio(ratio(*summary.loc[["hpo", other], k])) for k in ("ERT", "median", "spent")}
+        print(f"(c)/({letter}) hpo/{other}: expected compute (ERT) {r['ERT']} (90% bootstrap over seeds "
+              f"{lo:.2f}..{hi:.2f}), medians to get there {r['median']}, medians spent {r['spent']} (goal <= {goal})")
     return 0
 
 
