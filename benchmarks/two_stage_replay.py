@@ -109,6 +109,11 @@ class Grid:
         self.categorical = [k for k in self.levels if k not in self.numeric]
         self.coords = np.array([[self.position(k, rows.at[i, k]) for k in self.numeric] for i in rows.index])
         self.cats = [[_norm(rows.at[i, k]) for k in self.categorical] for i in rows.index]
+        # the recorder copies one run to every config that differs only in parameters the run
+        # ignores (AdamW: the Muon-only ones): configs with the same curve are one run
+        curves = load_table(table_path)
+        first: dict[tuple[float, ...], int] = {}
+        self.run = {c: first.setdefault(tuple(curves[c].val_loss), c) for c in self.ids}
 
     def position(self, name: str, value: Any) -> float:
         """``value`` on the parameter's level axis, 0..1 (log axis when the levels span 10x)."""
@@ -117,14 +122,15 @@ class Grid:
         return float(np.interp(f(float(value)), f(levels), np.arange(len(levels))) / (len(levels) - 1))
 
     def nearest(self, params: dict[str, Any], exclude: set[int] | None = None) -> int:
-        """The recorded config nearest to ``params``, skipping ``exclude`` (unless that is all);
-        a parameter ``params`` lacks (switched off by a ``when``) does not count."""
+        """The recorded config nearest to ``params``, skipping those whose run (:attr:`run`) is in
+        ``exclude`` (unless that is all); a parameter ``params`` lacks (switched off by a
+        ``when``) does not count."""
         has = np.array([k in params for k in self.numeric])
         point = np.array([self.position(k, params[k]) if k in params else 0.0 for k in self.numeric])
         d = (((self.coords - point) ** 2) * has).sum(axis=1)
         d += [sum(c != _norm(params[k]) for c, k in zip(cats, self.categorical) if k in params) for cats in self.cats]
         order = [self.ids[i] for i in np.argsort(d, kind="stable")]
-        return next((c for c in order if c not in (exclude or ())), order[0])
+        return next((c for c in order if self.run[c] not in (exclude or ())), order[0])
 
     def space(self, when: dict[str, Any] | None = None) -> dict[str, Any]:
         """The grid's box as an hpo space: numeric ranges (log if the levels span 10x), choices;
@@ -155,15 +161,15 @@ def grid(table_path: str) -> Grid:
     return Grid(table_path)
 
 
-RUN: dict[str, set[int]] = {}  # the configs each strategy run (fixed value "run") has trained
+RUN: dict[str, set[int]] = {}  # the runs (Grid.run) each strategy run (fixed value "run") has trained
 ALLOW_REPEATS = False
 
 
 def pick(g: Grid, params: dict[str, Any], run: str) -> int:
-    """The config a strategy's trial trains: the nearest one it has not run yet."""
+    """The config a strategy's trial trains: the nearest one whose run it has not trained yet."""
     done = RUN.setdefault(run, set())
     cid = g.nearest(params) if ALLOW_REPEATS else g.nearest(params, done)
-    done.add(cid)
+    done.add(g.run[cid])
     return cid
 
 
