@@ -2,13 +2,16 @@
 
 Replays recorded nGPT curves (``benchmarks/record_curves.py``: a grid over the ngpt_ttt space)
 and asks of each strategy: how many training seconds does it spend before it has run, to the
-target, a config whose time to target is within 5% of the best in the table? Trials train nothing: a strategy asks for params anywhere in the grid's box, and the
+target, a config whose time to target is within 5% of the best in the table? Trials train
+nothing: a strategy asks for params anywhere in the grid's box, and the
 recorded config nearest to them (in level units; a categorical mismatch counts one whole range)
 that this strategy has not run yet in this seed has its curve reported, so samplers still see a
 landscape with structure. "Not run yet": the table holds a few hundred of the space's configs, so
 a sampler's proposals near a good point (which in the real space are other, nearby configs) would
 otherwise all land on the same recorded run and re-run it for nothing (a TPE study ran 96 trials
-on 14 distinct configs that way). ``--allow-repeats`` maps to the plain nearest config instead.
+on 14 distinct configs that way). A run the recorder copied to several configs (AdamW's, which
+differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 runs.
+``--allow-repeats`` maps to the plain nearest config instead.
 
 * (a) **seed**: seed 003's plan. Stage 1 is a fixed list of 48 configs: a baseline, every other
   level of every factor around it (the seed's groups A-F) and hand-picked combinations (group G;
