@@ -142,15 +142,15 @@ def seeds_path(table: str | Path) -> Path:
     return Path(table).with_suffix(".seeds.csv")
 
 
-def mean_times(table: dict[int, pd.DataFrame], seeds: pd.DataFrame, target: float, budget: float,
+def mean_times(table: dict[int, pd.DataFrame], recorded: Truth, seeds: pd.DataFrame, target: float, budget: float,
                clock: str) -> dict[int, float]:
-    """Each config's time to target averaged over its recorded run and its extra seeds.
+    """Each config's time to target averaged over its recorded run (``recorded``) and its extra seeds.
 
     A seed's time is the recorded run's ``clock`` at the step where that seed first gets below
     ``target`` (censored as ``true_times`` does when it never does); configs without extra seeds
     keep their one time.
     """
-    runs = {cid: [t] for cid, t in true_times(table, target, budget, clock).time_to_target.items()}
+    runs = {cid: [t] for cid, t in recorded.time_to_target.items()}
     for (cid, _seed), rows in seeds.groupby(["config_id", "seed"]):
         at_step = table[int(cid)].set_index("step")[clock]
         timed = rows.sort_values("step").assign(**{clock: rows.step.map(at_step)})
@@ -158,16 +158,16 @@ def mean_times(table: dict[int, pd.DataFrame], seeds: pd.DataFrame, target: floa
     return {cid: float(np.mean(ts)) for cid, ts in runs.items()}
 
 
-def judged_truth(table_path: str, table: dict[int, pd.DataFrame], target: float, budget: float, clock: str,
-                 single_seed: bool = False) -> tuple[Truth, str]:
+def judged_truth(table_path: str, table: dict[int, pd.DataFrame], recorded: Truth, target: float, budget: float,
+                 clock: str, single_seed: bool = False) -> tuple[Truth, str]:
     """The truth to judge strategies by, and how it was judged: each config's time to target
     averaged over its extra seeds where ``<table>.seeds.csv`` has them (``record_seeds.py``),
-    else (or with ``single_seed``) the recorded run's."""
+    else (or with ``single_seed``) ``recorded``, the recorded runs' (:func:`true_times`)."""
     path = seeds_path(table_path)
     if single_seed or not path.exists():
-        return true_times(table, target, budget, clock), "of the recorded run (seed 0)"
+        return recorded, "of the recorded run (seed 0)"
     seeds = pd.read_csv(path)
-    times = mean_times(table, seeds, target, budget, clock)
+    times = mean_times(table, recorded, seeds, target, budget, clock)
     how = (f"averaged over seed 0 and seeds {sorted(seeds.seed.unique().tolist())} for the "
            f"{seeds.config_id.nunique()} configs in {path.name}")
     return Truth(times, sorted(times, key=times.__getitem__)[:5]), how
@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                   budget=float(max(rows[clock].max() for rows in table.values())))
     max_tokens = float(max(rows.tokens.max() for rows in table.values()))
     min_tokens = args.min_tokens if args.min_tokens is not None else 0.2 * max_tokens
-    truth, judged = judged_truth(args.table, table, setup.target, setup.budget, clock, args.single_seed)
+    truth, judged = judged_truth(args.table, table, true_times(table, setup.target, setup.budget, clock),
+                                 setup.target, setup.budget, clock, args.single_seed)
     reached = sum(truth.time_to_target[c] < setup.budget for c in setup.ids)
     top = ", ".join(f"{c} ({truth.time_to_target[c]:.1f} s)" for c in truth.top5)
     print(f"{len(setup.ids)} configs from {args.table}; clock {clock}; target val_loss < {setup.target} "
