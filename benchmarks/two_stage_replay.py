@@ -115,8 +115,8 @@ class Grid:
         # the recorder copies one run to every config that differs only in parameters the run
         # ignores (AdamW: the Muon-only ones): configs with the same curve are one run
         curves = load_table(table_path)
-        first: dict[tuple[float, ...], int] = {}
-        self.run = {c: first.setdefault(tuple(curves[c].val_loss), c) for c in self.ids}
+        first: dict[bytes, int] = {}  # bytes, so that copies of a diverged (nan) curve match too
+        self.run = {c: first.setdefault(curves[c].val_loss.to_numpy().tobytes(), c) for c in self.ids}
 
     def position(self, name: str, value: Any) -> float:
         """``value`` on the parameter's level axis, 0..1 (log axis when the levels span 10x)."""

@@ -37,11 +37,11 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpo.bulk import read_trials
 from hpo.design import Design, build_design
-from hpo.narrowing import Narrowing, narrow_study, same_value, stage2_name, write_spec
+from hpo.narrowing import Narrowing, narrow_study, stage2_name, write_spec
 from hpo.pareto import complete_trials
 from hpo.runner import counted_trials, load_study, open_session, run
 from hpo.space import distributions, searched
-from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec
+from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec, same_value
 from hpo.storage import open_storage
 from hpo.study_info import study_spec
 
