@@ -14,8 +14,8 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
 ``--allow-repeats`` maps to the plain nearest config instead.
 
 * (a) **seed**: seed 003's plan. Stage 1 is a fixed list of 48 configs: a baseline, every other
-  level of every factor around it (the seed's groups A-F) and hand-picked combinations (group G;
-  here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
+  level of every factor around it (the seed's groups A-F, :func:`one_factor_list`) and
+  hand-picked combinations (group G; here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
@@ -23,6 +23,14 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
   killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
+
+**Baseline** (``--baseline``): ``none`` (default) starts every strategy without prior knowledge:
+(a)'s list is centred on the grid's middle levels (first choice of each categorical), (b) and
+(c) start from TPE's random trials. ``defaults`` gives all three the same informed start, the
+objective's defaults (``objectives/ngpt_ttt.py`` ``DEFAULTS``: textbook Muon, lr 0.03, momentum
+0.95, batch 16): (a) centres its list on them, (b) and (c) enqueue them as trial 0 (a spec's
+``enqueue``); ``--enqueue-neighbours`` also enqueues (a)'s one-factor list in (b) and (c), i.e.
+the seed's groups A-F run through a study with its sampler and pruners.
 
 (b) and (c) search the same space, the spec's, with its conditions (``when``: AdamW trials have
 no Muon-only parameters; ``--no-when`` drops them); a proposal without a parameter matches
@@ -50,7 +58,7 @@ goals: <= 0.2 and <= 0.7), with a bootstrap interval over seeds for the ERT rati
 Times are the recorded ``cpu_seconds`` by default (``--clock train_seconds`` for wall-clock, which
 the machine's load skewed while recording).
 
-    python benchmarks/two_stage_replay.py [--table PATH] [--seeds 20] [--target-quantile 0.4]
+    python benchmarks/two_stage_replay.py [--table PATH] [--seeds 20] [--baseline none|defaults]
 """
 
 from __future__ import annotations
@@ -81,8 +89,8 @@ from hpo.design import build_design  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
 from hpo.pruners import build_pruner  # noqa: E402
-from hpo.runner import SPEC_ATTR, Session, load_study, run  # noqa: E402
-from hpo.space import distributions  # noqa: E402
+from hpo.runner import SPEC_ATTR, Session, enqueue_start, load_study, run  # noqa: E402
+from hpo.space import distributions, searched  # noqa: E402
 from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec  # noqa: E402
 from hpo.two_stage import FROM_ATTR, apply, make_plan  # noqa: E402
 
@@ -187,19 +195,21 @@ def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, flo
 
 def spec_for(name: str, table_path: str, target: float, budget: float, pruners: list[dict[str, Any]],
              seed: int, n_trials: int, sampler_options: dict[str, Any] | None = None,
-             when: dict[str, Any] | None = None) -> StudySpec:
+             when: dict[str, Any] | None = None, enqueue: list[dict[str, Any]] | None = None) -> StudySpec:
     return parse_spec({
         "study": f"{name}_{seed}", "objective": "benchmarks.two_stage_replay:replay",
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
         "target": {"metric": "val_loss", "below": target}, "trial_budget_seconds": budget,
         "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
         "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(when),
+        "enqueue": enqueue or [],
     }, "two_stage_replay")
 
 
 def run_stage(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    session = Session(spec=spec, study=load_study(spec, storage), storage=storage, train=replay,
-                      pruner=build_pruner(spec.pruners))
+    study = load_study(spec, storage)
+    enqueue_start(study, spec)  # as hpo.runner.open_session does
+    session = Session(spec=spec, study=study, storage=storage, train=replay, pruner=build_pruner(spec.pruners))
     run(session, out=io.StringIO())
     return session.study
 
@@ -237,12 +247,39 @@ class Ledger:
                      t.state == TrialState.COMPLETE and bool(t.user_attrs.get("reached_target")))
 
 
+def middle(g: Grid) -> dict[str, Any]:
+    """The uninformed baseline: each numeric factor's middle level, each categorical's first choice."""
+    return {k: v[len(v) // 2] if k in g.numeric else v[0] for k, v in g.levels.items()}
+
+
+def defaults(g: Grid) -> dict[str, Any]:
+    """The informed baseline: the objective's defaults, at the grid's nearest levels."""
+    from objectives.ngpt_ttt import DEFAULTS
+
+    def level(k: str, v: list[Any]) -> Any:
+        if k in g.categorical:
+            return next(x for x in v if _norm(x) == _norm(DEFAULTS[k]))
+        return min(v, key=lambda x: abs(g.position(k, x) - g.position(k, DEFAULTS[k])))
+
+    return {k: level(k, v) for k, v in g.levels.items()}
+
+
+def one_factor_list(g: Grid, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The baseline, then every other level of one factor at a time (the seed's groups A-F)."""
+    return [base] + [{**base, k: x} for k, v in g.levels.items() for x in v if x != base[k]]
+
+
+def searched_only(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without those the spec's ``when`` switches off for them (AdamW's Muon-only ones)."""
+    return {k: params[k] for k in searched(_SHIPPED, params)} if WHEN else params
+
+
 def seed_plan(g: Grid, table_path: str, times: dict[int, float], ledger: Ledger, target: float,
-              budget: float, seed: int) -> None:
-    """(a): the fixed Stage-1 list, then the fractional grid around its top 5, all to target."""
+              budget: float, seed: int, base: dict[str, Any]) -> None:
+    """(a): the fixed Stage-1 list around ``base``, then the fractional grid around its top 5,
+    all to target."""
     rng = np.random.default_rng(seed)
-    base = {k: v[len(v) // 2] if k in g.numeric else v[0] for k, v in g.levels.items()}
-    stage1 = [base] + [{**base, k: x} for k, v in g.levels.items() for x in v if x != base[k]]
+    stage1 = one_factor_list(g, base)
     while len(stage1) < STAGE1:
         stage1.append({k: v[int(rng.integers(len(v)))] for k, v in g.levels.items()})
     spec = spec_for("seed", table_path, target, budget, [], seed, STAGE1)
@@ -266,14 +303,14 @@ def _run_to_target(cid: int, times: dict[int, float], ledger: Ledger, target: fl
 
 
 def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float, pruners: list[dict[str, Any]],
-                  seed: int) -> bool:
+                  seed: int, enqueue: list[dict[str, Any]] | None = None) -> bool:
     """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2.
 
     Returns whether Stage 2 ran: with fewer than 2 COMPLETE Stage-1 trials (the pruners stopped
     the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
     """
     storage = InMemoryStorage()
-    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN)
+    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN, enqueue)
     first = run_stage(spec, storage)
     second = None
     try:
@@ -356,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="(b) and (c) search without the spec's conditions (AdamW trials then carry the "
                         "Muon-only parameters it ignores)")
     p.add_argument("--cap-rank", type=int, default=5, help="time_cap's rank (default 5, as in the spec)")
+    p.add_argument("--baseline", default="none", choices=["none", "defaults"],
+                   help="none: no prior knowledge ((a) centred on the grid's middle); defaults: all three start "
+                        "from the objective's defaults ((a) centred there, (b) and (c) enqueue them first)")
+    p.add_argument("--enqueue-neighbours", action="store_true",
+                   help="(b) and (c) also enqueue (a)'s one-factor list around the baseline (the seed's groups A-F)")
     p.add_argument("--single-seed", action="store_true",
                    help="judge near-best on the recorded run alone, ignoring the table's extra seeds")
     args = p.parse_args(argv)
@@ -382,6 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     truth, judged = judged_truth(args.table, table, recorded, target, budget, CLOCK, args.single_seed)
     quality = truth.time_to_target
     good = Ledger(table, times, budget, quality).good
+    base = defaults(g) if args.baseline == "defaults" else middle(g)
+    first = [] if args.baseline == "none" else [base]
+    if args.enqueue_neighbours:
+        first = one_factor_list(g, base)
+    first = [searched_only(p) for p in first]
+    print(f"baseline ({args.baseline}): {base}; (b) and (c) enqueue {len(first)} configs first")
     print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
           f"target val_loss < {target}; budget {budget:.0f} s; best time to target {min(quality.values()):.2f} s "
           f"{judged}; near-best (within {WITHIN:.0%}): {sorted(good)}")
@@ -393,13 +441,13 @@ def main(argv: list[str] | None = None) -> int:
             RUN.clear()
             ledger = Ledger(table, times, budget, quality)
             if name == "seed":
-                seed_plan(g, args.table, times, ledger, target, budget, seed)
+                seed_plan(g, args.table, times, ledger, target, budget, seed, base)
             elif name == "optuna":
                 n = STAGE1 + RUNS
                 ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
-                                                    seed, n, when=WHEN), InMemoryStorage()))
+                                                    seed, n, when=WHEN, enqueue=first), InMemoryStorage()))
             else:
-                narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed)
+                narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed, first)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,
                             "reached": ledger.hit is not None, "narrowed": name == "hpo" and narrowed})
         print(f"seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
