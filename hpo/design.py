@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pyDOE3 import fullfact, gsd, lhs
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, active
+from hpo.spec import CategoricalParam, FloatParam, IntParam, active, same_value
 
 MIN_LEVELS, MAX_LEVELS = 3, 6
 GSD_CELLS = 200_000
@@ -107,6 +107,21 @@ def _active_only(space: dict[str, Param], point: dict[str, Any]) -> dict[str, An
         if active(space[name], kept):
             kept[name] = value
     return kept
+
+
+def one_factor(space: dict[str, Param], base: dict[str, Any], levels: int) -> list[dict[str, Any]]:
+    """``base``, then ``base`` with one of its parameters moved to each other of its ``levels``
+    levels (:func:`param_levels`) at a time: one-factor-at-a-time around a baseline (seed 003's
+    Stage-1 groups A-F), so a study starts from a known config and sees each factor's effect
+    alone. Parameters ``base`` leaves out stay out (the sampler picks them); a move that switches
+    a parameter off (``when``) drops it; duplicates are dropped."""
+    order = [k for k in space if k in base]
+    points = [base]
+    for name in order:
+        for level in param_levels(space[name], levels):
+            if not same_value(level, base[name]):
+                points.append(_active_only(space, {k: level if k == name else base[k] for k in order}))
+    return list({tuple(sorted(map(repr, p.items()))): p for p in points}.values())
 
 
 def build_design(space: dict[str, Param], runs: int, levels: int | None = None, seed: int = 0) -> Design:

@@ -111,6 +111,7 @@ def config_spec(spec: StudySpec, trial: FrozenTrial) -> StudySpec:
     data = dump_spec(spec)
     data.pop("parent", None)
     data.pop("enqueue", None)
+    data.pop("one_factor_levels", None)
     data.update(study=f"{spec.study}_trial{trial.number}", fixed={**spec.fixed, **trial.params},
                 space={}, n_trials=1, sampler={"name": "random"})
     return parse_spec(data, f"export of trial {trial.number}")

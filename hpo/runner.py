@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpo.artifacts import Checkpoints, open_artifact_store
+from hpo.design import one_factor
 from hpo.errors import HpoError, SpecError
 from hpo.locks import StudyLock
 from hpo.protocol import StopTrial
@@ -85,17 +86,26 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
     return study
 
 
+def start_configs(spec: StudySpec) -> list[dict[str, Any]]:
+    """The spec's ``enqueue`` configs, then (``one_factor_levels``) the baseline ``enqueue[0]``
+    with one parameter at a time moved to each of its other levels (:func:`hpo.design.one_factor`)."""
+    if not spec.one_factor_levels:
+        return list(spec.enqueue)
+    return [*spec.enqueue, *one_factor(spec.space, spec.enqueue[0], spec.one_factor_levels)[1:]]
+
+
 def enqueue_start(study: optuna.Study, spec: StudySpec, lock: StudyLock | None = None) -> None:
-    """Queue the spec's ``enqueue`` configs (e.g. a baseline for ``kill_rule``'s
+    """Queue the spec's start configs (:func:`start_configs`; e.g. a baseline for ``kill_rule``'s
     ``baseline_trial: 0``) so they run first, once per study: a config some trial already has,
     in any state, is not queued again, and the study lock stops two workers that start together
     from both queueing it."""
-    if not spec.enqueue:
+    configs = start_configs(spec)
+    if not configs:
         return
     if lock is not None:
         lock.acquire()
     try:
-        for params in spec.enqueue:
+        for params in configs:
             study.enqueue_trial(params, skip_if_exists=True)
     finally:
         if lock is not None:

@@ -189,6 +189,7 @@ class StudySpec(_Strict):
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Param] = Field(default_factory=dict)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    one_factor_levels: int | None = Field(default=None, ge=2, le=10)
     parent: dict[str, Any] | None = None
 
     @field_validator("objective")
@@ -233,6 +234,9 @@ class StudySpec(_Strict):
                 if bad:
                     raise ValueError(f"space.{name}.when.{key}: {bad} not among its choices {cond.choices} "
                                      "(fix: pick from them)")
+        if self.one_factor_levels is not None and not self.enqueue:
+            raise ValueError("one_factor_levels varies the baseline enqueue[0], and enqueue is empty "
+                             "(fix: add your baseline config under enqueue, or drop one_factor_levels)")
         for i, params in enumerate(self.enqueue):
             for name, value in params.items():
                 problem = _outside(self.space.get(name), value)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hpo.design import build_design, param_levels
+from hpo.design import build_design, one_factor, param_levels
 from hpo.spec import CategoricalParam, FloatParam, IntParam
 
 LR = FloatParam(type="float", low=0.008, high=0.013, log=True)
@@ -92,3 +92,22 @@ def test_deterministic_and_empty_cases() -> None:
     assert build_design({}, 36).points == []
     fixed = build_design(SEED_SPACE, 36, levels=3)
     assert all(len(v) == 3 for v in fixed.levels.values())
+
+
+def test_one_factor_moves_one_parameter_at_a_time_around_the_baseline() -> None:
+    # seed 003's groups A-F: the baseline, then each factor alone over its levels
+    opt = CategoricalParam(type="categorical", choices=["muon", "adamw"])
+    lr = FloatParam(type="float", low=1e-3, high=1e-1, log=True, when={"opt": ["muon"]})
+    space = {"opt": opt, "lr": lr, "batch_size": IntParam(type="int", low=8, high=32, step=8), "momentum": MOM}
+    base = {"opt": "muon", "lr": 0.01, "batch_size": 16}  # momentum left to the sampler
+    points = one_factor(space, base, 3)
+    assert points[0] == base
+    assert points[1:] == [
+        {"opt": "adamw", "batch_size": 16},  # adamw switches lr off (its when)
+        {"opt": "muon", "lr": 0.001, "batch_size": 16},
+        {"opt": "muon", "lr": 0.1, "batch_size": 16},  # 0.01 is the baseline's own level
+        {"opt": "muon", "lr": 0.01, "batch_size": 8},  # 3 levels on the step grid: 8, 24, 32
+        {"opt": "muon", "lr": 0.01, "batch_size": 24},
+        {"opt": "muon", "lr": 0.01, "batch_size": 32},
+    ]
+    assert all("momentum" not in p for p in points)

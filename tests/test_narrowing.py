@@ -113,9 +113,11 @@ def test_agreeing_numbers_keep_a_minimum_width_and_clip_to_the_bounds() -> None:
 
 def test_stage_1_enqueued_configs_do_not_carry_into_stage_2() -> None:
     # the baseline's orthog is polar_express, which stage 2 locks to newton_schulz
-    spec = {**SPEC, "enqueue": [dict(TOP[0], orthog="polar_express")]}
+    # (nor its one-factor neighbours, which Stage 1 ran already)
+    spec = {**SPEC, "enqueue": [dict(TOP[0], orthog="polar_express")], "one_factor_levels": 3}
     n = narrow_study(study_with(TOP, [1.0, 2.0, 3.0, 4.0, 5.0], spec), top=5)
     assert n.spec.fixed["orthog"] == "newton_schulz" and n.spec.enqueue == []
+    assert n.spec.one_factor_levels is None
 
 
 def test_multi_objective_top_k_is_the_front() -> None:

@@ -170,6 +170,22 @@ def test_queued_trials_run_even_when_they_make_up_the_total(workdir: Path) -> No
     assert sorted(t.params["lr"] for t in trials[1:]) == [0.001, 0.002]
 
 
+def test_one_factor_levels_queue_the_baselines_neighbours_once(workdir: Path) -> None:
+    # the baseline, then lr alone over its 3 levels and width alone over its 3 (neither holds the
+    # baseline's value), then the sampler; queued configs count toward --n-trials and all run
+    # first, and a re-run queues none of them again
+    _spec(workdir, enqueue=[{"lr": 0.01, "width": 64}], one_factor_levels=3, n_trials=8)
+    first = run_hpo("optimize", "--study", "syn", "--n-trials", "4", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert len(_study(workdir).trials) == 7
+    assert run_hpo("optimize", "--study", "syn", cwd=workdir).returncode == 0
+    trials = _study(workdir).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    assert [(t.params["lr"], t.params["width"]) for t in trials[:7]] == [
+        (0.01, 64), (1e-4, 64), (0.003162, 64), (0.1, 64), (0.01, 16), (0.01, 80), (0.01, 128)]
+    assert "fixed_params" not in trials[7].system_attrs  # the sampler's
+
+
 def test_enqueued_configs_run_first_and_only_once(workdir: Path) -> None:
     # a baseline (both params) and a partial config (width only; lr sampled) run as trials 0 and 1;
     # re-running the command, or a bigger total, never queues them again.

@@ -66,6 +66,8 @@ BAD = [
     (_variant(enqueue=[{"lr": "1e-3"}]), "enqueue[0].lr: '1e-3' is not a number"),
     (_variant(enqueue=[{"act": "tanh"}]), "enqueue[0].act: 'tanh' is not one of ['relu', 'gelu']"),
     (_variant(enqueue=[{"width": 32.0}]), "enqueue[0].width: 32.0 is not an integer"),
+    (_variant(one_factor_levels=4), "one_factor_levels varies the baseline enqueue[0], and enqueue is empty"),
+    (_variant(enqueue=[{"lr": 0.01}], one_factor_levels=1), "one_factor_levels"),
     (_variant(space={"act": GOOD["space"]["act"], "lr": {**GOOD["space"]["lr"], "when": {"act": "tanh"}}}),
      "space.lr.when.act: ['tanh'] not among its choices ['relu', 'gelu']"),
     (_variant(space={"act": GOOD["space"]["act"], "lr": {**GOOD["space"]["lr"], "when": {"act": "relu"}}},
