@@ -39,7 +39,7 @@ from hpo.bulk import read_trials
 from hpo.design import Design, build_design
 from hpo.narrowing import Narrowing, narrow_study, stage2_name, write_spec
 from hpo.pareto import complete_trials
-from hpo.runner import counted_trials, load_study, open_session, run
+from hpo.runner import counted_trials, load_study, open_session, run, start_configs
 from hpo.space import distributions, searched
 from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec, same_value
 from hpo.storage import open_storage
@@ -241,6 +241,17 @@ def run_two_stage(spec: StudySpec, storage_url: str | None = None, *, n_trials: 
     return run(second, timeout=left(), out=out)
 
 
+def start_text(spec: StudySpec, study: optuna.Study | None) -> list[str]:
+    """The spec's start configs (enqueue, one-factor neighbours) that no trial has yet, first."""
+    start = start_configs(spec)
+    if not start:
+        return []
+    have = [] if study is None else [t.params for t in study.get_trials(deepcopy=False)]
+    todo = [c for c in start if not any(c.keys() <= p.keys() and _same_params(c, {k: p[k] for k in c}) for p in have)]
+    how = "enqueue + one_factor_levels" if spec.one_factor_levels else "enqueue"
+    return [f"first the {len(start)} start configs ({how}), {len(todo)} not run yet:"] + [f"  {c}" for c in todo]
+
+
 def dry_run_text(spec: StudySpec, storage_url: str | None, n_trials: int | None, two_stage: bool = True,
                  **plan_kwargs: Any) -> str:
     """The plan without training or writing: Stage 1's state and, for two stages, Stage 2 as
@@ -250,8 +261,9 @@ def dry_run_text(spec: StudySpec, storage_url: str | None, n_trials: int | None,
     held = 0 if study is None else counted_trials(study)
     lines = [f"{'stage 1: ' if two_stage else ''}study {spec.study}: {held}/{total} trials held, "
              f"{max(total - held, 0)} to run ({spec.sampler.name} sampler over {list(spec.space)})"]
+    lines += start_text(spec, study)
     if not two_stage:
-        return lines[0]
+        return "\n".join(lines)
     if study is None or len(complete_trials(study)) < 2:
         return "\n".join(lines + ["stage 2: narrowed after stage 1 (needs >= 2 COMPLETE trials to preview)"])
     if not stage_done(study, total):
