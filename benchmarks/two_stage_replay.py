@@ -14,7 +14,7 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
 ``--allow-repeats`` maps to the plain nearest config instead.
 
 * (a) **seed**: seed 003's plan. Stage 1 is a fixed list of 48 configs: a baseline, every other
-  level of every factor around it (the seed's groups A-F, :func:`one_factor_list`) and
+  level of every factor around it (the seed's groups A-F, ``hpo.design.one_factor``) and
   hand-picked combinations (group G; here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
   (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
@@ -29,8 +29,9 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
 (c) start from TPE's random trials. ``defaults`` gives all three the same informed start, the
 objective's defaults (``objectives/ngpt_ttt.py`` ``DEFAULTS``: textbook Muon, lr 0.03, momentum
 0.95, batch 16): (a) centres its list on them, (b) and (c) enqueue them as trial 0 (a spec's
-``enqueue``); ``--enqueue-neighbours`` also enqueues (a)'s one-factor list in (b) and (c), i.e.
-the seed's groups A-F run through a study with its sampler and pruners.
+``enqueue``); ``--enqueue-neighbours`` also enqueues its one-factor neighbours in (b) and (c)
+(a spec's ``one_factor_levels: 4``, the grid's levels), i.e. the seed's groups A-F run through
+a study with its sampler and pruners.
 
 (b) and (c) search the same space, the spec's, with its conditions (``when``: AdamW trials have
 no Muon-only parameters; ``--no-when`` drops them); a proposal without a parameter matches
@@ -85,12 +86,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.pruning_replay import KILL_RULE, judged_truth, kill_seconds, load_table, target_of, true_times  # noqa: E402
-from hpo.design import build_design  # noqa: E402
+from hpo.design import build_design, one_factor  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
 from hpo.pruners import build_pruner  # noqa: E402
 from hpo.runner import SPEC_ATTR, Session, enqueue_start, load_study, run  # noqa: E402
-from hpo.space import distributions, searched  # noqa: E402
+from hpo.space import distributions  # noqa: E402
 from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec  # noqa: E402
 from hpo.two_stage import FROM_ATTR, apply, make_plan  # noqa: E402
 
@@ -98,6 +99,7 @@ TABLE = ROOT / "benchmarks" / "data" / "ngpt_timed.csv"
 CLOCK = "cpu_seconds"
 WITHIN = 0.05  # "near-best": time to target within 5% of the table's best
 STAGE1, RUNS, TOP = 48, 36, 5
+LEVELS = 4  # the grid's levels per numeric factor: (a)'s one-factor list moves each factor over them
 # (c) samples as the shipped spec does (multivariate TPE, 10 random startup trials); (b) gets
 # Optuna's TPE defaults.
 HPO_SPEC = ROOT / "search_spaces" / "ngpt_ttt.yaml"
@@ -195,14 +197,15 @@ def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, flo
 
 def spec_for(name: str, table_path: str, target: float, budget: float, pruners: list[dict[str, Any]],
              seed: int, n_trials: int, sampler_options: dict[str, Any] | None = None,
-             when: dict[str, Any] | None = None, enqueue: list[dict[str, Any]] | None = None) -> StudySpec:
+             when: dict[str, Any] | None = None, enqueue: list[dict[str, Any]] | None = None,
+             one_factor_levels: int | None = None) -> StudySpec:
     return parse_spec({
         "study": f"{name}_{seed}", "objective": "benchmarks.two_stage_replay:replay",
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
         "target": {"metric": "val_loss", "below": target}, "trial_budget_seconds": budget,
         "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
         "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(when),
-        "enqueue": enqueue or [],
+        "enqueue": enqueue or [], "one_factor_levels": one_factor_levels,
     }, "two_stage_replay")
 
 
@@ -264,25 +267,15 @@ def defaults(g: Grid) -> dict[str, Any]:
     return {k: level(k, v) for k, v in g.levels.items()}
 
 
-def one_factor_list(g: Grid, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """The baseline, then every other level of one factor at a time (the seed's groups A-F)."""
-    return [base] + [{**base, k: x} for k, v in g.levels.items() for x in v if x != base[k]]
-
-
-def searched_only(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without those the spec's ``when`` switches off for them (AdamW's Muon-only ones)."""
-    return {k: params[k] for k in searched(_SHIPPED, params)} if WHEN else params
-
-
 def seed_plan(g: Grid, table_path: str, times: dict[int, float], ledger: Ledger, target: float,
               budget: float, seed: int, base: dict[str, Any]) -> None:
     """(a): the fixed Stage-1 list around ``base``, then the fractional grid around its top 5,
     all to target."""
     rng = np.random.default_rng(seed)
-    stage1 = one_factor_list(g, base)
+    spec = spec_for("seed", table_path, target, budget, [], seed, STAGE1)
+    stage1 = one_factor(spec.space, base, LEVELS)
     while len(stage1) < STAGE1:
         stage1.append({k: v[int(rng.integers(len(v)))] for k, v in g.levels.items()})
-    spec = spec_for("seed", table_path, target, budget, [], seed, STAGE1)
     study = optuna.create_study(direction="minimize")
     study.set_user_attr(SPEC_ATTR, dump_spec(spec))
     dists = distributions(spec)
@@ -303,14 +296,15 @@ def _run_to_target(cid: int, times: dict[int, float], ledger: Ledger, target: fl
 
 
 def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float, pruners: list[dict[str, Any]],
-                  seed: int, enqueue: list[dict[str, Any]] | None = None) -> bool:
-    """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2.
+                  seed: int, warm: dict[str, Any]) -> bool:
+    """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2;
+    ``warm``: Stage 1's ``enqueue`` and ``one_factor_levels``, as in a spec.
 
     Returns whether Stage 2 ran: with fewer than 2 COMPLETE Stage-1 trials (the pruners stopped
     the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
     """
     storage = InMemoryStorage()
-    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN, enqueue)
+    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN, **warm)
     first = run_stage(spec, storage)
     second = None
     try:
@@ -425,11 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     quality = truth.time_to_target
     good = Ledger(table, times, budget, quality).good
     base = defaults(g) if args.baseline == "defaults" else middle(g)
-    first = [] if args.baseline == "none" else [base]
-    if args.enqueue_neighbours:
-        first = one_factor_list(g, base)
-    first = [searched_only(p) for p in first]
-    print(f"baseline ({args.baseline}): {base}; (b) and (c) enqueue {len(first)} configs first")
+    # what (b) and (c) enqueue: as a spec's enqueue and one_factor_levels
+    warm = {"enqueue": [] if args.baseline == "none" else [base],
+             "one_factor_levels": LEVELS if args.enqueue_neighbours else None}
+    print(f"baseline ({args.baseline}): {base}; (b) and (c) enqueue it: {args.baseline != 'none'}, "
+          f"and its one-factor neighbours: {args.enqueue_neighbours}")
     print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
           f"target val_loss < {target}; budget {budget:.0f} s; best time to target {min(quality.values()):.2f} s "
           f"{judged}; near-best (within {WITHIN:.0%}): {sorted(good)}")
@@ -445,9 +439,9 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "optuna":
                 n = STAGE1 + RUNS
                 ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
-                                                    seed, n, when=WHEN, enqueue=first), InMemoryStorage()))
+                                                    seed, n, when=WHEN, **warm), InMemoryStorage()))
             else:
-                narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed, first)
+                narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed, warm)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,
                             "reached": ledger.hit is not None, "narrowed": name == "hpo" and narrowed})
         print(f"seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
