@@ -15,8 +15,9 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
 
 * (a) **seed**: seed 003's plan. Stage 1 is a fixed list of 48 configs: a baseline, every other
   level of every factor around it (the seed's groups A-F, ``hpo.design.one_factor``) and
-  hand-picked combinations (group G; here random combinations drawn per seed). Stage 2 is the fractional grid around the top 5
-  (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every run goes to the target or max steps.
+  hand-picked combinations (group G; here random combinations drawn per seed). Stage 2 is the
+  fractional grid around the top 5 (``hpo.narrowing`` + ``hpo.design``, about 36 runs). Every
+  run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
   rule at equal seconds (``pruning_replay.KILL_SECONDS``) and the time cap at the 5th-best time

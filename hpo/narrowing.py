@@ -168,8 +168,9 @@ def narrow(parent: StudySpec, top: Sequence[FrozenTrial], into: str | None = Non
     decisions = _conditioned([decide(name, p, values[name], len(values[name])) for name, p in parent.space.items()])
     numbers = [t.number for t in top]
     data = dump_spec(parent)
+    # stage 1's starting configs (enqueue, one-factor neighbours) need not lie in the narrowed space
     data.pop("enqueue", None)
-    data.pop("one_factor_levels", None)  # stage 1's starting configs need not lie in the narrowed space
+    data.pop("one_factor_levels", None)
     data.update(
         study=into or stage2_name(parent.study),
         fixed={**parent.fixed, **{d.name: d.value for d in decisions if d.action == "locked"}},
