@@ -121,6 +121,11 @@ def one_factor(space: dict[str, Param], base: dict[str, Any], levels: int) -> li
         for level in param_levels(space[name], levels):
             if not same_value(level, base[name]):
                 points.append(_active_only(space, {k: level if k == name else base[k] for k in order}))
+    return _unique(points)
+
+
+def _unique(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``points`` without repeats, first occurrence kept."""
     return list({tuple(sorted(map(repr, p.items()))): p for p in points}.values())
 
 
@@ -144,6 +149,6 @@ def build_design(space: dict[str, Param], runs: int, levels: int | None = None, 
         _, _, lv, rows, method = best
     names = list(lv)
     points = [_active_only(space, {k: lv[k][int(i)] for k, i in zip(names, row)}) for row in rows]
-    unique = list({tuple(sorted(map(repr, p.items()))): p for p in points}.values())
+    unique = _unique(points)
     order = np.random.default_rng(seed).permutation(len(unique))
     return Design(lv, [unique[i] for i in order], method, math.prod(len(v) for v in lv.values()))
