@@ -109,6 +109,11 @@ def target_of(table: dict[int, pd.DataFrame], quantile: float) -> float:
     return float(round(best_loss.quantile(quantile), 3))
 
 
+def budget_of(table: dict[int, pd.DataFrame], clock: str) -> float:
+    """The replays' per-trial budget: the longest recorded run on ``clock``."""
+    return float(max(rows[clock].max() for rows in table.values()))
+
+
 @dataclass(frozen=True)
 class Truth:
     """What full curves say: each config's time to target (censored as hpo does) and the top 5."""
@@ -271,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     first = next(iter(table.values()))
     clock = args.clock or ("cpu_seconds" if "cpu_seconds" in first else "train_seconds")
     setup = Setup(table=args.table, ids=sorted(table), clock=clock, target=target_of(table, args.target_quantile),
-                  budget=float(max(rows[clock].max() for rows in table.values())))
+                  budget=budget_of(table, clock))
     max_tokens = float(max(rows.tokens.max() for rows in table.values()))
     min_tokens = args.min_tokens if args.min_tokens is not None else 0.2 * max_tokens
     truth, judged = judged_truth(args.table, table, true_times(table, setup.target, setup.budget, clock),

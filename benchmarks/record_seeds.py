@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pruning_replay import load_table, seeds_path, target_of, true_times  # noqa: E402
+from benchmarks.pruning_replay import budget_of, load_table, seeds_path, target_of, true_times  # noqa: E402
 from benchmarks.record_curves import RowReporter, append, install_cpu_clock  # noqa: E402
 from hpo.protocol import StopTrial  # noqa: E402
 
@@ -41,8 +41,7 @@ SEED_COLUMNS = ["config_id", "seed", "step", "tokens", "val_loss", "val_ppl", "c
 
 def contenders(table: dict[int, pd.DataFrame], target: float, clock: str, within: float) -> list[int]:
     """Configs whose time to target is within ``within`` times the best, fastest first."""
-    budget = float(max(rows[clock].max() for rows in table.values()))
-    times = true_times(table, target, budget, clock).time_to_target
+    times = true_times(table, target, budget_of(table, clock), clock).time_to_target
     best = min(times.values())
     return sorted((c for c, t in times.items() if t <= within * best), key=times.__getitem__)
 

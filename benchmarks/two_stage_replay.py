@@ -86,7 +86,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pruning_replay import KILL_RULE, judged_truth, kill_seconds, load_table, target_of, true_times  # noqa: E402
+from benchmarks.pruning_replay import (  # noqa: E402
+    KILL_RULE, budget_of, judged_truth, kill_seconds, load_table, target_of, true_times)
 from hpo.design import build_design, one_factor  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
@@ -221,14 +222,12 @@ def run_stage(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.S
 class Ledger:
     """Compute spent, trial by trial, until a near-best config has been run to the target.
 
-    Near-best: ``quality`` (a config's time to target, by default ``times``, the recorded run's)
-    within ``WITHIN`` of the best.
+    Near-best: ``quality`` (a config's time to target as judged, :func:`judged_truth`) within
+    ``WITHIN`` of the best.
     """
 
-    def __init__(self, table: dict[int, pd.DataFrame], times: dict[int, float], budget: float,
-                 quality: dict[int, float] | None = None) -> None:
+    def __init__(self, table: dict[int, pd.DataFrame], quality: dict[int, float], budget: float) -> None:
         self.table, self.budget = table, budget
-        quality = quality or times
         best = min(quality.values())
         self.good = {c for c, t in quality.items() if t <= best * (1 + WITHIN) and t < budget}
         self.spent, self.hit = 0.0, None
@@ -405,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
     table = load_table(args.table)
     target = target_of(table, args.target_quantile)
-    budget = float(max(rows[CLOCK].max() for rows in table.values()))
+    budget = budget_of(table, CLOCK)
     recorded = true_times(table, target, budget, CLOCK)
     times = recorded.time_to_target
     g = grid(args.table)
@@ -418,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     pruners = [named[n] for n in args.pruners.split("+")]
     truth, judged = judged_truth(args.table, table, recorded, target, budget, CLOCK, args.single_seed)
     quality = truth.time_to_target
-    good = Ledger(table, times, budget, quality).good
+    good = Ledger(table, quality, budget).good
     base = defaults(g) if args.baseline == "defaults" else middle(g)
     # what (b) and (c) enqueue: as a spec's enqueue and one_factor_levels
     warm = {"enqueue": [] if args.baseline == "none" else [base],
@@ -434,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         for name in ("seed", "optuna", "hpo"):
             RUN.clear()
-            ledger = Ledger(table, times, budget, quality)
+            ledger = Ledger(table, quality, budget)
             if name == "seed":
                 seed_plan(g, args.table, times, ledger, target, budget, seed, base)
             elif name == "optuna":
