@@ -25,14 +25,16 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
   killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
 
-**Baseline** (``--baseline``): ``none`` (default) starts every strategy without prior knowledge:
-(a)'s list is centred on the grid's middle levels (first choice of each categorical), (b) and
-(c) start from TPE's random trials. ``defaults`` gives all three the same informed start, the
-objective's defaults (``objectives/ngpt_ttt.py`` ``DEFAULTS``: textbook Muon, lr 0.03, momentum
-0.95, batch 16): (a) centres its list on them, (b) and (c) enqueue them as trial 0 (a spec's
-``enqueue``); ``--enqueue-neighbours`` also enqueues its one-factor neighbours in (b) and (c)
-(a spec's ``one_factor_levels: 4``, the grid's levels), i.e. the seed's groups A-F run through
-a study with its sampler and pruners.
+**Baseline**: (a) needs a centre for its one-factor list, and the result hangs on it.
+``--baseline middle`` (default): the grid's middle levels (first choice of each categorical), no
+prior knowledge; ``defaults``: the objective's (``objectives/ngpt_ttt.py`` ``DEFAULTS``, textbook
+Muon: lr 0.03, momentum 0.95, batch 16); ``seed``: seed 003's own (``SEED_BASELINE``: Muon with
+Polar Express, lazy 7, batch 32, lr 0.01, which falls halfway between two of the grid's levels).
+``--set KEY=VALUE`` overrides one of its values. Every baseline is snapped to the grid's levels.
+``--warm`` is what (b) and (c) get: ``none`` (default; hpo's defaults, as the issue asks),
+``baseline`` (enqueued as trial 0, a spec's ``enqueue``) or ``neighbours`` (also its one-factor
+neighbours, a spec's ``one_factor_levels: 4``: the seed's groups A-F run through a study with
+its sampler and pruners).
 
 (b) and (c) search the same space, the spec's, with its conditions (``when``: AdamW trials have
 no Muon-only parameters; ``--no-when`` drops them); a proposal without a parameter matches
@@ -60,7 +62,8 @@ goals: <= 0.2 and <= 0.7), with a bootstrap interval over seeds for the ERT rati
 Times are the recorded ``cpu_seconds`` by default (``--clock train_seconds`` for wall-clock, which
 the machine's load skewed while recording).
 
-    python benchmarks/two_stage_replay.py [--table PATH] [--seeds 20] [--baseline none|defaults]
+    python benchmarks/two_stage_replay.py [--table PATH] [--seeds 20] [--baseline middle|defaults|seed]
+        [--set KEY=VALUE] [--warm none|baseline|neighbours]
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 import pandas as pd
+import yaml
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
@@ -255,16 +259,52 @@ def middle(g: Grid) -> dict[str, Any]:
     return {k: v[len(v) // 2] if k in g.numeric else v[0] for k, v in g.levels.items()}
 
 
-def defaults(g: Grid) -> dict[str, Any]:
-    """The informed baseline: the objective's defaults, at the grid's nearest levels."""
-    from objectives.ngpt_ttt import DEFAULTS
+# Seed 003's own baseline, as its text states it: "Muon with Polar Express"; lazy 7 ("every 7
+# steps is balanced", Group D's fixed value), batch 32 (Group D's), no VR or CWD (Group B's
+# "baseline"), lr 0.01 (the base lr of Groups A and G), momentum 0.95 (Muon's usual value, the
+# middle of Group F). On the grid, lr 0.01 lies halfway between the levels 0.004642 and 0.02154
+# on the log scale (their geometric mean is 0.009999) and snaps to 0.02154, the level of every
+# near-best config; ``--set lr=0.004642`` for the other side.
+SEED_BASELINE: dict[str, Any] = {
+    "optimizer": "muon", "orthog": "polar_express", "variance_reduction": False, "cautious_wd": False,
+    "lazy_proj_freq": 7, "lr": 0.01, "batch_size": 32, "momentum": 0.95,
+}
+
+
+def snapped(g: Grid, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` at the grid's nearest levels (in level units)."""
 
     def level(k: str, v: list[Any]) -> Any:
         if k in g.categorical:
-            return next(x for x in v if _norm(x) == _norm(DEFAULTS[k]))
-        return min(v, key=lambda x: abs(g.position(k, x) - g.position(k, DEFAULTS[k])))
+            return next(x for x in v if _norm(x) == _norm(config[k]))
+        return min(v, key=lambda x: abs(g.position(k, x) - g.position(k, config[k])))
 
     return {k: level(k, v) for k, v in g.levels.items()}
+
+
+def baseline(g: Grid, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """(a)'s centre: ``middle`` (no prior knowledge), ``defaults`` (``objectives/ngpt_ttt.py``
+    DEFAULTS: textbook Muon) or ``seed`` (:data:`SEED_BASELINE`), with ``overrides``, snapped."""
+    from objectives.ngpt_ttt import DEFAULTS
+
+    start = {"middle": middle(g), "defaults": DEFAULTS, "seed": SEED_BASELINE}[name]
+    for key, value in overrides.items():
+        if key not in g.levels:
+            raise SystemExit(f"two_stage_replay: --set {key}: not a parameter of the grid (fix: one of {list(g.levels)})")
+        if key in g.categorical and _norm(value) not in map(_norm, g.levels[key]):
+            raise SystemExit(f"two_stage_replay: --set {key}={value}: not a choice (fix: one of {g.levels[key]})")
+    return snapped(g, {**start, **overrides})
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``--set``) as a dict, values parsed as YAML (numbers, true/false)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"two_stage_replay: --set {item!r} is not KEY=VALUE (fix: e.g. --set lr=0.02154)")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def seed_plan(g: Grid, table_path: str, times: dict[int, float], ledger: Ledger, target: float,
@@ -387,11 +427,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="(b) and (c) search without the spec's conditions (AdamW trials then carry the "
                         "Muon-only parameters it ignores)")
     p.add_argument("--cap-rank", type=int, default=5, help="time_cap's rank (default 5, as in the spec)")
-    p.add_argument("--baseline", default="none", choices=["none", "defaults"],
-                   help="none: no prior knowledge ((a) centred on the grid's middle); defaults: all three start "
-                        "from the objective's defaults ((a) centred there, (b) and (c) enqueue them first)")
-    p.add_argument("--enqueue-neighbours", action="store_true",
-                   help="(b) and (c) also enqueue (a)'s one-factor list around the baseline (the seed's groups A-F)")
+    p.add_argument("--baseline", default="middle", choices=["middle", "defaults", "seed"],
+                   help="the centre of (a)'s one-factor list: middle (the grid's middle levels, no prior "
+                        "knowledge), defaults (the objective's: textbook Muon) or seed (seed 003's own baseline)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one value of the baseline (repeatable), e.g. --set lr=0.02154")
+    p.add_argument("--warm", default="none", choices=["none", "baseline", "neighbours"],
+                   help="what (b) and (c) are given: nothing (hpo's defaults, as the issue asks), the baseline "
+                        "enqueued as trial 0 (a spec's enqueue), or also its one-factor neighbours "
+                        "(one_factor_levels: 4, (a)'s groups A-F)")
     p.add_argument("--single-seed", action="store_true",
                    help="judge near-best on the recorded run alone, ignoring the table's extra seeds")
     args = p.parse_args(argv)
@@ -418,12 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     truth, judged = judged_truth(args.table, table, recorded, target, budget, CLOCK, args.single_seed)
     quality = truth.time_to_target
     good = Ledger(table, quality, budget).good
-    base = defaults(g) if args.baseline == "defaults" else middle(g)
+    base = baseline(g, args.baseline, parse_set(args.set))
     # what (b) and (c) enqueue: as a spec's enqueue and one_factor_levels
-    warm = {"enqueue": [] if args.baseline == "none" else [base],
-             "one_factor_levels": LEVELS if args.enqueue_neighbours else None}
-    print(f"baseline ({args.baseline}): {base}; (b) and (c) enqueue it: {args.baseline != 'none'}, "
-          f"and its one-factor neighbours: {args.enqueue_neighbours}")
+    warm = {"enqueue": [] if args.warm == "none" else [base],
+            "one_factor_levels": LEVELS if args.warm == "neighbours" else None}
+    print(f"baseline ({args.baseline}{', ' + ', '.join(args.set) if args.set else ''}): {base}; "
+          f"(b) and (c) are given: {args.warm}")
     print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
           f"target val_loss < {target}; budget {budget:.0f} s; best time to target {min(quality.values()):.2f} s "
           f"{judged}; near-best (within {WITHIN:.0%}): {sorted(good)}")
