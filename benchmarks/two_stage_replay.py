@@ -264,7 +264,7 @@ def middle(g: Grid) -> dict[str, Any]:
 # "baseline"), lr 0.01 (the base lr of Groups A and G), momentum 0.95 (Muon's usual value, the
 # middle of Group F). On the grid, lr 0.01 lies halfway between the levels 0.004642 and 0.02154
 # on the log scale (their geometric mean is 0.009999) and snaps to 0.02154, the level of every
-# near-best config; ``--set lr=0.004642`` for the other side.
+# near-best config of ngpt_timed.csv; ``--set lr=0.004642`` for the other side.
 SEED_BASELINE: dict[str, Any] = {
     "optimizer": "muon", "orthog": "polar_express", "variance_reduction": False, "cautious_wd": False,
     "lazy_proj_freq": 7, "lr": 0.01, "batch_size": 32, "momentum": 0.95,
@@ -302,7 +302,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"two_stage_replay: --set {item!r} is not KEY=VALUE (fix: e.g. --set lr=0.02154)")
+            raise SystemExit(f"two_stage_replay: --set {item!r} is not KEY=VALUE (fix: e.g. --set lr=0.004642)")
         out[key] = yaml.safe_load(value)
     return out
 
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the centre of (a)'s one-factor list: middle (the grid's middle levels, no prior "
                         "knowledge), defaults (the objective's: textbook Muon) or seed (seed 003's own baseline)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one value of the baseline (repeatable), e.g. --set lr=0.02154")
+                   help="override one value of the baseline (repeatable), e.g. --set lr=0.004642")
     p.add_argument("--warm", default="none", choices=["none", "baseline", "neighbours"],
                    help="what (b) and (c) are given: nothing (hpo's defaults, as the issue asks), the baseline "
                         "enqueued as trial 0 (a spec's enqueue), or also its one-factor neighbours "
