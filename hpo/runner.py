@@ -12,7 +12,7 @@ from typing import Any, Callable, TextIO
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optuna.artifacts import FileSystemArtifactStore
 
@@ -26,7 +26,7 @@ from hpo.reporter import TrialReporter
 from hpo.retries import RetryFromCheckpoint
 from hpo.samplers import build_sampler
 from hpo.space import suggest_config
-from hpo.spec import StudySpec, dump_spec
+from hpo.spec import StudySpec, dump_spec, same_params
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url
 from hpo.view import CurveView, view_study
 
@@ -94,19 +94,32 @@ def start_configs(spec: StudySpec) -> list[dict[str, Any]]:
     return [*spec.enqueue, *one_factor(spec.space, spec.enqueue[0], spec.one_factor_levels)[1:]]
 
 
+def unheld(configs: list[dict[str, Any]], trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """``configs`` that none of ``trials`` holds yet, each once. A trial holds the params it
+    was queued with (``fixed_params``; a partial config leaves the rest to the sampler), else
+    its params, in any state: what Optuna's ``enqueue_trial(skip_if_exists=True)`` skips."""
+    held = [t.system_attrs.get("fixed_params", t.params) for t in trials]
+    out: list[dict[str, Any]] = []
+    for config in configs:
+        if not any(same_params(config, h) for h in held):
+            out.append(config)
+            held.append(config)
+    return out
+
+
 def enqueue_start(study: optuna.Study, spec: StudySpec, lock: StudyLock | None = None) -> None:
     """Queue the spec's start configs (:func:`start_configs`; e.g. a baseline for ``kill_rule``'s
-    ``baseline_trial: 0``) so they run first, once per study: a config some trial already has,
-    in any state, is not queued again, and the study lock stops two workers that start together
-    from both queueing it."""
+    ``baseline_trial: 0``) so they run first, once per study: a config some trial already holds
+    (:func:`unheld`) is not queued again, and the study lock stops two workers that start
+    together from both queueing it."""
     configs = start_configs(spec)
     if not configs:
         return
     if lock is not None:
         lock.acquire()
     try:
-        for params in configs:
-            study.enqueue_trial(params, skip_if_exists=True)
+        for params in unheld(configs, study.get_trials(deepcopy=False)):
+            study.enqueue_trial(params)
     finally:
         if lock is not None:
             lock.release()

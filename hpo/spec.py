@@ -122,6 +122,11 @@ def same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same parameters with the same values (:func:`same_value`)."""
+    return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+
+
 def active(param: Param, config: dict[str, Any]) -> bool:
     """Whether ``param`` is searched given the values chosen so far (its ``when``)."""
     return all(k in config and any(same_value(config[k], v) for v in values) for k, values in (param.when or {}).items())

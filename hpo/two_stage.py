@@ -39,7 +39,7 @@ from hpo.bulk import read_trials
 from hpo.design import Design, build_design
 from hpo.narrowing import Narrowing, narrow_study, stage2_name, write_spec
 from hpo.pareto import complete_trials
-from hpo.runner import counted_trials, load_study, open_session, run, start_configs
+from hpo.runner import counted_trials, load_study, open_session, run, start_configs, unheld
 from hpo.space import distributions, searched
 from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec, same_value
 from hpo.storage import open_storage
@@ -61,10 +61,6 @@ class Plan:
     narrowing: Narrowing | None  # None: the Stage-2 file exists and is reused as is
     design: Design
     copied: list[int]  # Stage-1 trial numbers inside the Stage-2 space
-
-
-def _same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
 
 
 def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec) -> bool:
@@ -147,14 +143,10 @@ def prepare(plan: Plan, study: optuna.Study) -> dict[str, int]:
     todo = [n for n in plan.copied if n not in done]
     for number in todo:
         study.add_trial(_copy_trial(plan.parent, number, plan.spec))
-    seen = [t.system_attrs.get("fixed_params", t.params) for t in read_trials(study)]
-    queued = 0
-    for point in study.user_attrs[DESIGN_ATTR]:
-        if not any(_same_params(point, s) for s in seen):
-            study.enqueue_trial(point)
-            seen.append(point)
-            queued += 1
-    return {"copied": len(todo), "enqueued": queued}
+    points = unheld(study.user_attrs[DESIGN_ATTR], read_trials(study))
+    for point in points:
+        study.enqueue_trial(point)
+    return {"copied": len(todo), "enqueued": len(points)}
 
 
 def apply(plan: Plan, storage: BaseStorage | None = None, out: TextIO = sys.stderr) -> optuna.Study:
@@ -242,14 +234,14 @@ def run_two_stage(spec: StudySpec, storage_url: str | None = None, *, n_trials: 
 
 
 def start_text(spec: StudySpec, study: optuna.Study | None) -> list[str]:
-    """The spec's start configs (enqueue, one-factor neighbours) that no trial has yet, first."""
+    """The spec's start configs (enqueue, one-factor neighbours), then those no trial holds yet
+    (:func:`hpo.runner.unheld`: what ``optimize`` will queue)."""
     start = start_configs(spec)
     if not start:
         return []
-    have = [] if study is None else [t.params for t in study.get_trials(deepcopy=False)]
-    todo = [c for c in start if not any(c.keys() <= p.keys() and _same_params(c, {k: p[k] for k in c}) for p in have)]
+    todo = unheld(start, [] if study is None else study.get_trials(deepcopy=False))
     how = "enqueue + one_factor_levels" if spec.one_factor_levels else "enqueue"
-    return [f"first the {len(start)} start configs ({how}), {len(todo)} not run yet:"] + [f"  {c}" for c in todo]
+    return [f"first the {len(start)} start configs ({how}), {len(todo)} not queued or run yet:"] + [f"  {c}" for c in todo]
 
 
 def dry_run_text(spec: StudySpec, storage_url: str | None, n_trials: int | None, two_stage: bool = True,

@@ -13,6 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import hpo_env, run_hpo
+from hpo.runner import unheld
 from hpo.storage import open_storage
 
 SPEC = {
@@ -184,6 +185,26 @@ def test_one_factor_levels_queue_the_baselines_neighbours_once(workdir: Path) ->
     assert [(t.params["lr"], t.params["width"]) for t in trials[:7]] == [
         (0.01, 64), (1e-4, 64), (0.003162, 64), (0.1, 64), (0.01, 16), (0.01, 80), (0.01, 128)]
     assert "fixed_params" not in trials[7].system_attrs  # the sampler's
+
+
+def test_unheld_matches_what_optuna_skips() -> None:
+    # a partial config is held by the trial queued with it, not by a sampled trial that happens
+    # to share its value; dry-run, enqueue_start and the Stage-2 design all ask this one question
+    study = optuna.create_study()
+    study.enqueue_trial({"width": 64})
+    queued = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+                        "width": optuna.distributions.IntDistribution(16, 128)})
+    study.tell(queued, 1.0)
+    study.add_trial(optuna.create_trial(params={"lr": 0.01, "width": 32}, value=2.0, distributions={
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+        "width": optuna.distributions.IntDistribution(16, 128)}))
+    configs = [{"width": 64}, {"width": 32}, {"lr": 0.01, "width": 32}, {"lr": 0.01, "width": 16}, {"width": 32}]
+    assert unheld(configs, study.get_trials()) == [{"width": 32}, {"lr": 0.01, "width": 16}]
+    # and Optuna agrees: it queues exactly those
+    for c in configs:
+        study.enqueue_trial(c, skip_if_exists=True)
+    assert [t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))] == [
+        {"width": 32}, {"lr": 0.01, "width": 16}]
 
 
 def test_enqueued_configs_run_first_and_only_once(workdir: Path) -> None:

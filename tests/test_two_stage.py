@@ -196,12 +196,12 @@ def test_dry_run_lists_the_start_configs_not_run_yet(workdir: Path, capsys: pyte
     write(workdir, {**SPEC, "enqueue": [{"lr": 0.01, "width": 64, "orthog": "newton_schulz"}], "one_factor_levels": 3})
     code, out, err = hpo_main(capsys, "optimize", "--study", "syn", "--dry-run")
     assert code == 0, err
-    assert "first the 8 start configs (enqueue + one_factor_levels), 8 not run yet:" in out  # 1 + 3 + 3 + 1
+    assert "first the 8 start configs (enqueue + one_factor_levels), 8 not queued or run yet:" in out  # 1 + 3 + 3 + 1
     assert "{'lr': 0.01, 'width': 256, 'orthog': 'newton_schulz'}" in out
     # queued configs count toward --n-trials and run first, all of them
     assert run_hpo("optimize", "--study", "syn", "--n-trials", "3", cwd=workdir).returncode == 0
     code, out, err = hpo_main(capsys, "optimize", "--study", "syn", "--dry-run")
-    assert "8/10 trials held" in out and "8 start configs (enqueue + one_factor_levels), 0 not run yet" in out
+    assert "8/10 trials held" in out and "8 start configs (enqueue + one_factor_levels), 0 not queued or run yet" in out
 
 
 def test_narrow_then_plain_optimize_runs_the_design_first(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
