@@ -32,6 +32,19 @@ def _add_study(p: argparse.ArgumentParser, spec: bool = True) -> None:
         p.add_argument("--spec", help="path of a spec file (instead of --study)")
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that runs trials: heartbeats, retries, checkpoints."""
+    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval in s on an RDB storage (0: off)")
+    p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
+    p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
+    p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`add_run_options`' values as :func:`hpo.runner.open_session` takes them."""
+    return dict(heartbeat=args.heartbeat, grace=args.grace, max_retry=args.max_retry, artifacts=args.artifacts)
+
+
 def _load_study(args: argparse.Namespace) -> optuna.Study:
     storage = open_storage(args.storage)
     if not args.study:
@@ -64,8 +77,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
         load_study(spec, open_storage(args.storage))  # create it once, before the workers race
         return run_workers(_without_workers(args.argv), args.workers)
-    session = open_session(spec, args.storage, heartbeat=args.heartbeat, grace=args.grace,
-                           max_retry=args.max_retry, artifacts=args.artifacts)
+    session = open_session(spec, args.storage, source=args.spec or f"search_spaces/{spec.study}.yaml", **run_options(args))
     print(f"study {spec.study} in {redact(resolve_url(args.storage))}", file=sys.stderr)
     try:
         study = run(session, n_trials=args.n_trials, timeout=args.timeout)
@@ -117,10 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="total trials the study should hold (default: the spec's n_trials)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after S seconds")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one GPU each on CUDA)")
-    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval in s on an RDB storage (0: off)")
-    p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
-    p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
-    p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
+    add_run_options(p)
     from hpo.commands.narrow import add_options
 
     add_options(p)  # --two-stage, --dry-run and the narrowing flags

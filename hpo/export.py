@@ -25,10 +25,12 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
+from hpo import display
 from hpo.artifacts import CHECKPOINT_ATTR, artifact_dir, open_artifact_store
+from hpo.attrs import REACHED_ATTR
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
-from hpo.report import rank_trials
+from hpo.ranking import rank
 from hpo.storage import trial_metrics
 from hpo.study_info import metric_names, objective, study_spec
 
@@ -44,7 +46,7 @@ def pick_trial(study: optuna.Study, metric: str | None = None, number: int | Non
         return study._storage.get_trial(found[0]._trial_id)
     _, k = objective(study, metric)
     directions = [d.name.lower() for d in study.directions]
-    ranked, fronts = rank_trials(trials, directions)
+    ranked, fronts = rank(trials, directions)
     front = [t for t in ranked if fronts.get(t.number) == 1]
     if not front:
         raise HpoError(f"study '{study.study_name}' has no COMPLETE trial yet (fix: run `hpo optimize` first)")
@@ -63,12 +65,22 @@ def _json_value(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def outcome_text(study: optuna.Study, trial: FrozenTrial) -> str | None:
+    """Whether the trial reached the study's target and when, or that its time is censored."""
+    attrs = {**trial.user_attrs, **dict(zip(metric_names(study), trial.values or []))}
+    if REACHED_ATTR not in attrs:
+        return None
+    spec = study_spec(study)
+    return display.outcome_sentence(attrs, spec.target.describe() if spec is not None and spec.target else None)
+
+
 def trial_metadata(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     """Everything known about one trial, JSON-ready."""
     curve = trial_metrics(trial.system_attrs)
     last_step = max(curve) if curve else None
     return {
         "study": study.study_name,
+        "outcome": outcome_text(study, trial),
         "trial": trial.number,
         "state": trial.state.name,
         "values": dict(zip(metric_names(study), map(_json_value, trial.values or []))),
@@ -113,7 +125,8 @@ def export_trial(study: optuna.Study, trial: FrozenTrial, out_dir: str | os.Path
     meta = trial_metadata(study, trial)
     values = ", ".join(f"{k}={v:.6g}" for k, v in meta["values"].items() if v is not None)
     state = f"{trial.state.name}: {values}" if values else trial.state.name
-    header = (f"# trial {trial.number} of study {study.study_name} ({state})\n"
+    outcome = f"# {meta['outcome']}\n" if meta["outcome"] else ""
+    header = (f"# trial {trial.number} of study {study.study_name} ({state})\n{outcome}"
               "# the full training config; paste it as the fixed: section of a spec to re-run it\n")
     written = {"config": out / "config.yaml", "metrics": out / "metrics.json"}
     written["config"].write_text(header + yaml.safe_dump(meta["config"], sort_keys=False))

@@ -16,7 +16,9 @@ Per parameter of the Stage-1 space (the rules are also written into the Stage-2 
   keeps a condition stays under ``space`` as its one choice, so configs it does not apply to
   do not get it. Its values come from the top trials that have it.
 
-Top-k is by value for one objective, NSGA-II order for several (:func:`hpo.pareto.rank`).
+Top-k follows :func:`hpo.ranking.rank`: trials that reached the target before any that missed
+it, then by value for one objective and NSGA-II order for several; copies and seed re-runs of
+a config count once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
-from hpo.pareto import complete_trials, rank
+from hpo.pareto import complete_trials
+from hpo.ranking import rank
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, dump_spec, parse_spec, same_value
 from hpo.study_info import study_spec
 
@@ -191,7 +194,7 @@ def narrow_study(study: optuna.Study, top: int = 5, into: str | None = None,
     if len(done) < 2:
         raise HpoError(f"study '{study.study_name}' has {len(done)} COMPLETE trial(s); narrowing needs at least 2 "
                        "(fix: run more trials with hpo optimize)")
-    return narrow(parent, rank(done, study.directions)[:top], into, n_trials)
+    return narrow(parent, rank(done, study.directions)[0][:top], into, n_trials)
 
 
 def _param_data(p: Param) -> dict[str, Any]:

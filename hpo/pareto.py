@@ -7,9 +7,9 @@ count as the worst (or, for -inf under minimise, the best) end. It is scale-free
 and nats weigh the same, so a knee trades a fraction of the front's spread in one metric
 against the same fraction in another.
 
-Top-k for several objectives ranks like NSGA-II's survivor selection: non-dominated sorting
-first, crowding distance (largest first, so the front's extremes and sparse parts win)
-inside a front. With one objective it is simply the best values.
+Top-k and the front follow :mod:`hpo.ranking` (trials that reached the target first, then
+NSGA-II's order); copies of a deterministic objective's configs and seed re-runs are not
+ranked.
 """
 
 from __future__ import annotations
@@ -22,51 +22,33 @@ import optuna
 import pandas as pd
 import yaml
 
-# Optuna's own NSGA-II ranking (non-dominated sort + crowding distance); private but stable
-# since 3.x and exactly the selection the NSGA-II sampler applies.
-from optuna.samplers.nsgaii._elite_population_selection_strategy import (
-    _crowding_distance_sort,
-    _rank_population,
-)
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
+from hpo.ranking import is_ranked, rank
 from hpo.spec import StudySpec, dump_spec, parse_spec
 from hpo.study_info import metric_names, study_spec
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials with values, by number (curves not loaded)."""
-    return [t for t in read_trials(study) if t.state == TrialState.COMPLETE and t.values is not None]
-
-
-def rank(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
-    """Best first: by value for one objective; NSGA-II order (front, then crowding) for several."""
-    trials = list(trials)
-    if len(directions) == 1:
-        sign = -1.0 if directions[0] == StudyDirection.MAXIMIZE else 1.0
-        return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
-    ranked: list[FrozenTrial] = []
-    for front in _rank_population(sorted(trials, key=lambda t: t.number), directions):
-        _crowding_distance_sort(front)
-        ranked.extend(front)
-    return ranked
+    """The ranked trials (:func:`hpo.ranking.is_ranked`: COMPLETE, not copies or seed
+    re-runs), by number (curves not loaded)."""
+    return [t for t in read_trials(study) if is_ranked(t)]
 
 
 def top_k(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    """The ``k`` best COMPLETE trials of ``study`` (see :func:`rank`)."""
-    return rank(complete_trials(study), study.directions)[:k]
+    """The ``k`` best COMPLETE trials of ``study`` (:func:`hpo.ranking.rank`)."""
+    return rank(complete_trials(study), study.directions)[0][:k]
 
 
 def pareto_front(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
-    """The non-dominated trials (for one objective: the best trial), by number."""
-    if not trials:
-        return []
+    """Front 1 of :func:`hpo.ranking.rank` (for one objective: the best trial), by number."""
+    order, fronts = rank(trials, directions)
     if len(directions) == 1:
-        return rank(trials, directions)[:1]
-    return sorted(_rank_population(list(trials), directions)[0], key=lambda t: t.number)
+        return order[:1]
+    return sorted((t for t in order if fronts[t.number] == 1), key=lambda t: t.number)
 
 
 def utopia_distances(values: np.ndarray, directions: Sequence[StudyDirection]) -> np.ndarray:

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 class StopTrial(BaseException):
     """Raised by ``report`` to end a training loop; caught by ``hpo`` around the objective."""
 
-    def __init__(self, reason: str, *, pruned: bool) -> None:
+    def __init__(self, reason: str, *, pruned: bool, mistake: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.pruned = pruned
+        self.mistake = mistake  # a spec or objective mistake every trial would repeat
 
 
 class Reporter(Protocol):

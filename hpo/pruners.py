@@ -19,6 +19,7 @@ from hpo.spec import Component
 from hpo.storage import metric_key, trial_metrics
 
 REASON_ATTR = "prune_reason"
+NOTE_ATTR = "kill_rule_note"  # why the kill rule could not judge a trial
 
 
 def curve(trial: FrozenTrial, metric: str | None, index: str = "tokens") -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +147,7 @@ class KillRulePruner(ReasonedPruner):
     def _reference_trial(self, study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if self.baseline_trial is not None:
-            return next((t for t in done if t.number == self.baseline_trial), None)
+            return self._baseline(study, trial, done)
         cached = self._picked.get(study.study_name)
         if cached is not None and cached[0] == len(done):  # no trial completed since: same pick
             return cached[1]
@@ -159,6 +160,21 @@ class KillRulePruner(ReasonedPruner):
                     best, best_val = t, self.sign * ys[-1]
         self._picked[study.study_name] = (len(done), best)
         return best
+
+    def _baseline(self, study: optuna.Study, trial: FrozenTrial, done: list[FrozenTrial]) -> FrozenTrial | None:
+        """The COMPLETE run of trial ``baseline_trial`` or of a retry of it (a failed baseline
+        is retried under a new number); without one, a note on the trial says it was not judged."""
+        number = self.baseline_trial
+        if trial.number == number or trial.system_attrs.get("failed_trial") == number:
+            return None  # the baseline itself
+        found = next((t for t in done if number in (t.number, t.system_attrs.get("failed_trial"))), None)
+        if found is None and NOTE_ATTR not in trial.user_attrs:
+            states = [t.state.name for t in study.get_trials(deepcopy=False)
+                      if number in (t.number, t.system_attrs.get("failed_trial"))]
+            where = "has not run yet" if not states else f"has no COMPLETE run ({', '.join(states)})"
+            study._storage.set_trial_user_attr(
+                trial._trial_id, NOTE_ATTR, f"not judged by the kill rule: its baseline trial {number} {where}")
+        return found
 
     def _fastest(self, study: optuna.Study, done: list[FrozenTrial]) -> FrozenTrial | None:
         """The trial that reached the target at the smallest x (its last report), if any did."""
@@ -282,13 +298,45 @@ REGISTRY: dict[str, Any] = {
 }
 
 
-def build_one(component: Component) -> BasePruner:
-    return REGISTRY[component.name](**component.options)
+def build_one(component: Component, clock: str | None = None) -> BasePruner:
+    """One pruner; ``time_cap`` reads the study's ``clock`` unless its options name one."""
+    options = dict(component.options)
+    if component.name == "time_cap" and clock is not None:
+        options.setdefault("clock", clock)
+    return REGISTRY[component.name](**options)
 
 
-def build_pruner(components: list[Component]) -> BasePruner:
-    """The spec's pruner list as one pruner (Nop for none, "any" for several)."""
+def build_pruner(components: list[Component], clock: str | None = None) -> BasePruner:
+    """The spec's pruner list as one pruner (Nop for none, "any" for several).
+
+    Args:
+        components: the spec's ``pruners``.
+        clock: the study's clock (the default of ``time_cap``).
+    """
     if not components:
         return optuna.pruners.NopPruner()
-    built = [(c.name, build_one(c)) for c in components]
+    built = [(c.name, build_one(c, clock)) for c in components]
     return AnyPruner(built)
+
+
+def required_metrics(components: list[Component]) -> list[tuple[str, str]]:
+    """(spec field, metric) that the spec's pruners read from each report, beyond the curve."""
+    out = []
+    for i, c in enumerate(components):
+        where = f"pruners[{i}].options"
+        if c.name == "kill_rule":
+            metric = c.options.get("metric", "val_ppl")
+            if metric is not None:
+                out.append((f"{where}.metric", metric))
+            index = c.options.get("index", "tokens")
+            if index != "tokens":  # tokens falls back on the step
+                out.append((f"{where}.index", index))
+        elif c.name == "time_cap" and "clock" in c.options:
+            out.append((f"{where}.clock", c.options["clock"]))
+    return out
+
+
+def baseline_trials(components: list[Component]) -> list[int]:
+    """The trial numbers that kill rules compare against (``baseline_trial``)."""
+    return [c.options["baseline_trial"] for c in components
+            if c.name == "kill_rule" and c.options.get("baseline_trial") is not None]

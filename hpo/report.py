@@ -3,9 +3,17 @@
 One bulk read of the study (no curves, see :mod:`hpo.bulk`) feeds everything, so a
 10,000-trial study reports in 2-3 s end to end (``benchmarks/report_speed.py``).
 
-Ranking: COMPLETE trials best first (for a multi-objective study by non-domination front,
-the Pareto front first, then by the first objective), then every other trial by number
-with an empty rank.
+Ranking (:mod:`hpo.ranking`, the same everywhere): COMPLETE trials best first, every trial
+that reached the target before any that missed it, then by value (several objectives:
+non-dominated fronts, the Pareto front first); then every other trial by number with an
+empty rank: PRUNED, FAIL and RUNNING ones, copies of a deterministic objective's configs
+and seed re-runs. A row shows objective values only for a COMPLETE trial (Optuna stores a
+pruned trial's last curve value as its value: that is not its objective). A missed target's
+time to target is a censored ranking value: its row says ``censored`` and where it stopped.
+
+Configs over seeds: when finalists were re-run with more seeds (``hpo rerun``), each config's
+runs are grouped: median, min..max and how many reached the target, ranked by median, and
+every config whose seed range overlaps the best config's is marked as inside the noise.
 
 Compute "saved" by pruning is an estimate, defined per pruned trial as
 ``max(0, median(train_seconds of COMPLETE trials) - its own train_seconds)``: what it would
@@ -30,14 +38,18 @@ from typing import Any, Sequence
 import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo import display
+from hpo.attrs import (CENSORED_AT_ATTR, CLOSEST_ATTR, COPY_ATTR, OUTCOME_ATTR, REACHED_ATTR, RERUN_ATTR, SEED_ATTR,
+                       TTT_ATTR)
 from hpo.bulk import last_reports, read_trials
 from hpo.errors import HpoError
-from hpo.study_info import metric_names, objective
+from hpo.ranking import is_ranked, missed, rank, unranked
+from hpo.spec import same_params, same_value
+from hpo.study_info import metric_names, objective, study_spec
 
-KNOWN_ATTRS = ("reached_target", "time_to_target", "tokens", "train_seconds", "wall_seconds")
+KNOWN_ATTRS = (REACHED_ATTR, TTT_ATTR, CENSORED_AT_ATTR, CLOSEST_ATTR, "tokens", "train_seconds", "wall_seconds")
 REASON_ATTRS = ("fail_reason", "stop_reason", "prune_reason")
 LAST_REPORT_ATTRS = ("train_seconds", "tokens")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
@@ -55,7 +67,10 @@ class Report:
     counts: dict[str, int]
     compute: dict[str, Any]
     pareto_front: list[int] | None
+    target: str | None = None  # e.g. "val_loss < 1.45"
+    reached: dict[str, int] | None = None  # {"reached": k, "missed": m} of the ranked trials
     top1: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configs: list[dict[str, Any]] = field(default_factory=list)  # configs run over several seeds
     trials: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -65,18 +80,30 @@ def build_report(
     metric: str | None = None,
     limit: int | None = None,
 ) -> Report:
-    """Read ``study`` once and assemble the report (``limit``: keep the N best-ranked rows)."""
+    """Read ``study`` once and assemble the report.
+
+    Args:
+        study: the study.
+        axes: parameters to give the top-1 value of (seed 004's top-1 per axis).
+        metric: the objective that ranks configs over seeds and axis values (default: the first).
+        limit: keep the N best-ranked rows.
+    """
     trials = read_trials(study)
     names = metric_names(study)
     directions = [d.name.lower() for d in study.directions]
-    ranked, fronts = rank_trials(trials, directions)
+    ranked, fronts = rank(trials, directions)
+    ordered = ranked + unranked(trials)
     unrecorded = [t for t in trials if any(_unrecorded(t, names, k) for k in LAST_REPORT_ATTRS)]
     last = last_reports(study, unrecorded)
-    rows = [trial_row(t, names, fronts.get(t.number), last.get(t.number, {})) for t in ranked]
+    rows = [trial_row(t, names, fronts.get(t.number), last.get(t.number, {})) for t in ordered]
     columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "reason"] + ["reason"]
-    rows = [{**{k: r.get(k) for k in columns}, "rank": i + 1 if r["state"] == "COMPLETE" else None}
+    rows = [{**{k: r.get(k) for k in columns}, "rank": i + 1 if i < len(ranked) else None}
             for i, r in enumerate(rows)]
     pareto = sorted(n for n, f in fronts.items() if f == 1) if len(names) > 1 else None
+    spec = study_spec(study)
+    target = spec.target.describe() if spec is not None and spec.target is not None else None
+    judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
+    name, k = objective(study, metric)
     return Report(
         study=study.study_name,
         metrics=names,
@@ -84,29 +111,14 @@ def build_report(
         counts=dict(sorted(Counter(t.state.name for t in trials).items())),
         compute=compute_accounting(rows),
         pareto_front=pareto,
-        top1=top1_per_axis(ranked, names, directions, list(axes), objective(study, metric)[0]),
+        target=target,
+        reached={"reached": sum(not missed(t) for t in judged), "missed": sum(missed(t) for t in judged)}
+        if judged else None,
+        top1=top1_per_axis(trials, names, directions, list(axes), name,
+                           spec.enqueue[0] if spec is not None and spec.enqueue else None),
+        configs=configs_over_seeds(trials, k, directions[k]),
         trials=rows[:limit] if limit else rows,
     )
-
-
-def _oriented(values: Sequence[float], directions: Sequence[str]) -> list[float]:
-    """Values turned into losses (lower is better)."""
-    return [v if d == "minimize" else -v for v, d in zip(values, directions)]
-
-
-def rank_trials(trials: list[FrozenTrial], directions: list[str]) -> tuple[list[FrozenTrial], dict[int, int]]:
-    """COMPLETE trials best first, then the rest by number; front (1 = Pareto) per COMPLETE trial."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    rest = [t for t in trials if t.state != TrialState.COMPLETE or t.values is None]
-    if not done:
-        return rest, {}
-    losses = np.array([_oriented(t.values, directions) for t in done], dtype=float)
-    if len(directions) > 1:
-        front = _fast_non_domination_rank(np.nan_to_num(losses, nan=np.inf)) + 1
-    else:
-        front = np.ones(len(done), dtype=int)
-    order = sorted(range(len(done)), key=lambda i: (front[i], losses[i][0], done[i].number))
-    return [done[i] for i in order] + rest, {done[i].number: int(front[i]) for i in order}
 
 
 def _unrecorded(t: FrozenTrial, names: list[str], key: str) -> bool:
@@ -123,8 +135,11 @@ def trial_row(t: FrozenTrial, names: list[str], front: int | None, last: dict[st
     if len(names) > 1:
         row["front"] = front
     row["state"] = t.state.name
-    values = t.values or [None] * len(names)
+    # Only a COMPLETE trial has objective values (a PRUNED one's stored value is its curve's last).
+    values = t.values if t.state == TrialState.COMPLETE and t.values else [None] * len(names)
     row.update(zip(names, values))
+    if REACHED_ATTR in t.user_attrs and t.state == TrialState.COMPLETE:
+        row["censored"] = missed(t)
     for name, value in t.params.items():
         row[f"param_{name}" if name in row or name in KNOWN_ATTRS else name] = value
     attrs = t.user_attrs
@@ -152,8 +167,16 @@ def _duration(t: FrozenTrial) -> float | None:
 
 
 def reason_text(t: FrozenTrial) -> str | None:
-    """Why the trial ended as it did: fail reason, stop reason, or the pruner's evidence."""
+    """Why the trial ended as it did: fail reason, stop reason, or the pruner's evidence; for a
+    seed re-run, which trial it re-runs; for a missed target, that its time is censored."""
     attrs = t.user_attrs
+    if RERUN_ATTR in attrs:
+        why = f"seed re-run of trial {attrs[RERUN_ATTR]} (seed {attrs.get(SEED_ATTR)})"
+        return why + (f"; {attrs['stop_reason']}" if attrs.get("stop_reason") else "")
+    if missed(t) and t.state == TrialState.COMPLETE and COPY_ATTR not in attrs:
+        stop = f"; {attrs['stop_reason']}" if attrs.get("stop_reason") else ""
+        return (f"missed the target: time to target over {display.seconds(attrs.get(CENSORED_AT_ATTR))} s, "
+                f"its value is a censored ranking value{stop}")
     if attrs.get("fail_reason"):
         return str(attrs["fail_reason"])
     if attrs.get("stop_reason"):
@@ -223,44 +246,123 @@ def _numbers(values: list[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+def _median(values: list[float], sign: float) -> float:
+    """The median of oriented values; of an even count the worse middle one, so the median is
+    a value some run had (a censored run's ranking value is never averaged into a time) and
+    two seeds are not summarised by the luckier."""
+    ordered = sorted(values, key=lambda v: sign * v)
+    return ordered[len(ordered) // 2]
+
+
+def _summary(runs: list[FrozenTrial], k: int, sign: float) -> dict[str, Any]:
+    """Median, min..max and target counts of one config's COMPLETE runs (seeds)."""
+    values = [t.values[k] for t in runs]
+    middle = _median(values, sign)
+    holder = next(t for t in runs if t.values[k] == middle)
+    out = {"median": middle, "min": min(values), "max": max(values), "n": len(runs),
+           "trials": sorted(t.number for t in runs)}
+    if any(REACHED_ATTR in t.user_attrs for t in runs):
+        out["reached"] = sum(not missed(t) for t in runs)
+        out["median_censored"] = missed(holder)
+        if missed(holder):
+            out[CENSORED_AT_ATTR] = holder.user_attrs.get(CENSORED_AT_ATTR)
+            out[CLOSEST_ATTR] = holder.user_attrs.get(CLOSEST_ATTR)
+    return out
+
+
+def configs_over_seeds(trials: list[FrozenTrial], k: int, direction: str) -> list[dict[str, Any]]:
+    """Configs that ran with several seeds (a trial and its ``hpo rerun`` runs), best median
+    first; ``inside_noise``: the config's seed range overlaps the best config's."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    groups: dict[int, list[FrozenTrial]] = {}
+    originals = {t.number: t for t in trials if is_ranked(t)}
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.values is None or COPY_ATTR in t.user_attrs:
+            continue
+        root = t.user_attrs.get(RERUN_ATTR, t.number)
+        if root in originals:
+            groups.setdefault(root, []).append(t)
+    rows = [{"config_of": root, **_summary(runs, k, sign), "params": dict(originals[root].params)}
+            for root, runs in groups.items() if len(runs) > 1]
+    rows.sort(key=lambda r: (bool(r.get("median_censored")), sign * r["median"], r["config_of"]))
+    if rows:
+        lo, hi = rows[0]["min"], rows[0]["max"]
+        for i, r in enumerate(rows):
+            r["rank"] = i + 1
+            r["inside_noise"] = i > 0 and r["min"] <= hi and r["max"] >= lo
+    return rows
+
+
+def _one_factor(t: FrozenTrial, baseline: dict[str, Any], axis: str) -> bool:
+    """Whether ``t`` is the baseline with at most ``axis`` moved (parameters the move switched
+    off may be absent)."""
+    return all(k == axis or (k in baseline and same_value(v, baseline[k])) for k, v in t.params.items())
+
+
 def top1_per_axis(
-    ranked: list[FrozenTrial],
+    trials: list[FrozenTrial],
     names: list[str],
     directions: list[str],
     axes: list[str],
     metric: str,
+    baseline: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per named parameter: the best trial for each of its values, and the best value (top-1).
+    """Per named parameter: each of its values' median ``metric`` over its runs, and the best value.
 
-    Like the seeds' phase-1 aggregation: which embedding ratio wins, judged by the best
-    trial that used it, by objective ``metric``. Only COMPLETE trials count.
+    Like seed 004's top-1 per axis, comparing like with like: with a baseline (the spec's
+    ``enqueue[0]``), only the baseline and its one-factor neighbours along the axis count, so a
+    value is not credited with a lucky config that differs in other parameters too; without
+    one (or when that slice holds fewer than two values), every trial with the value counts.
+    A value's runs are its COMPLETE trials and their seed re-runs (copies of a config count
+    once); a value whose trials were all killed is listed as killed. Continuous or crowded
+    numeric axes are binned.
+
+    Args:
+        trials: every trial of the study.
+        names: the objective names.
+        directions: the objectives' directions.
+        axes: the parameters.
+        metric: the objective to compare by.
+        baseline: the baseline config, if the study has one.
     """
     if not axes:
         return {}
     k, sign = names.index(metric), (1.0 if directions[names.index(metric)] == "minimize" else -1.0)
-    done = [t for t in ranked if t.state == TrialState.COMPLETE and t.values is not None]
-    known = sorted({p for t in ranked for p in t.params})
+    known = sorted({p for t in trials for p in t.params})
+    runs = [t for t in trials if COPY_ATTR not in t.user_attrs
+            and (t.state == TrialState.PRUNED or (t.state == TrialState.COMPLETE and t.values is not None))]
     out: dict[str, dict[str, Any]] = {}
     for axis in axes:
         if axis not in known:
             raise HpoError(f"--axes {axis}: no trial has this parameter (fix: one of {', '.join(known) or 'none'})")
-        used = [t for t in done if axis in t.params]  # best first: ``ranked`` is sorted
+        used = [t for t in runs if axis in t.params]
+        basis = "all trials with the value"
+        if baseline is not None:
+            near = [t for t in used if _one_factor(t, baseline, axis)]
+            if len({repr(t.params[axis]) for t in near}) >= 2:
+                used, basis = near, "the baseline and its one-factor neighbours along this axis"
         if not used:
             continue
         dist = used[0].distributions[axis]
         continuous = isinstance(dist, FloatDistribution) and dist.step is None
-        best: dict[Any, tuple[FrozenTrial, int]] = {}
+        by_label: dict[Any, list[FrozenTrial]] = {}
         for t, label in zip(used, _axis_labels([t.params[axis] for t in used], continuous)):
-            champion, n = best.get(label, (t, 0))
-            if sign * t.values[k] < sign * champion.values[k]:
-                champion = t
-            best[label] = (champion, n + 1)
-        groups = [{axis: label, metric: t.values[k], "trial": t.number, "n_trials": n}
-                  for label, (t, n) in best.items()]
-        groups.sort(key=lambda g: (sign * g[metric], g["trial"]))
-        winner = next(t for t in used if t.number == groups[0]["trial"])
-        out[axis] = {axis: groups[0][axis], "trial": winner.number, "by": metric,
-                     **dict(zip(names, winner.values)), "params": dict(winner.params), "by_value": groups}
+            by_label.setdefault(label, []).append(t)
+        groups = []
+        for label, ts in by_label.items():
+            done = [t for t in ts if t.state == TrialState.COMPLETE]
+            killed = len(ts) - len(done)
+            if done:
+                summary = _summary(done, k, sign)
+                groups.append({axis: label, metric: summary.pop("median"), **summary, "killed": killed})
+            else:
+                groups.append({axis: label, metric: None, "n": 0, "trials": sorted(t.number for t in ts),
+                               "killed": killed})
+        groups.sort(key=lambda g: (g[metric] is None, bool(g.get("median_censored")),
+                                   0.0 if g[metric] is None else sign * g[metric], repr(g[axis])))
+        if groups[0][metric] is None:
+            continue
+        out[axis] = {axis: groups[0][axis], "by": metric, "basis": basis, "by_value": groups}
     return out
 
 
@@ -305,6 +407,61 @@ def _short(value: Any) -> str:
     return f"{value:.5g}" if isinstance(value, float) else str(value)
 
 
+def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rows as a table shows them: digits that mean something, a missed target as censored."""
+    keep = [k for k in dict.fromkeys(k for r in rows for k in r)
+            if k not in ("censored", CENSORED_AT_ATTR, CLOSEST_ATTR, OUTCOME_ATTR) and any(r.get(k) is not None for r in rows)]
+    out = []
+    for r in rows:
+        shown = {k: "" if r.get(k) is None else display.cell(k, r[k]) for k in keep}
+        if r.get("censored") and TTT_ATTR in shown:
+            shown[TTT_ATTR] = display.censored_text(r)
+        out.append(shown)
+    return out
+
+
+def configs_lines(report: Report) -> list[str]:
+    if not report.configs:
+        return []
+    metric = report.metrics[0]
+    lines = ["", f"configs over seeds (median {metric}; min..max over the seeds; "
+                 "~ = its seed range overlaps #1's: not separable from it):"]
+    for c in report.configs:
+        reached = f", reached {c['reached']}/{c['n']}" if "reached" in c else ""
+        noise = " ~" if c["inside_noise"] else ""
+        lines.append(f"  #{c['rank']}{noise} trial {c['config_of']}: {_median_text(metric, c)} "
+                     f"({_range_text(metric, c)}{c['n']} seeds{reached}) {c['params']}")
+    return lines
+
+
+def _median_text(metric: str, group: dict[str, Any]) -> str:
+    """A group's median; a censored one as censored (its value is a ranking value, not a time)."""
+    if group.get("median_censored"):
+        return display.censored_text(group)
+    return display.cell(metric, group.get("median", group.get(metric)))
+
+
+def _range_text(metric: str, group: dict[str, Any]) -> str:
+    """``min..max, `` of a group's runs, unless a censored value would be one of its ends."""
+    if group["n"] < 2 or ("reached" in group and group["reached"] < group["n"]):
+        return ""
+    return f"{display.cell(metric, group['min'])}..{display.cell(metric, group['max'])}, "
+
+
+def _axis_table(axis: str, top: dict[str, Any]) -> list[str]:
+    metric = top["by"]
+    lines = ["", f"top-1 {axis} = {_short(top[axis])} (median {metric} over its runs; {top['basis']}):"]
+    for g in top["by_value"]:
+        if g[metric] is None:
+            lines.append(f"  {axis}={_short(g[axis])}: killed ({g['killed']} of {len(g['trials'])} trials)")
+            continue
+        reached = f", reached {g['reached']}/{g['n']}" if "reached" in g else ""
+        killed = f", {g['killed']} killed" if g["killed"] else ""
+        lines.append(f"  {axis}={_short(g[axis])}: {_median_text(metric, g)} ({_range_text(metric, g)}{g['n']} runs"
+                     f"{reached}{killed}; trials {', '.join(map(str, g['trials']))})")
+    return lines
+
+
 def render_table(report: Report) -> str:
     import pandas as pd  # only the table needs it (0.5-1 s to import)
 
@@ -319,14 +476,23 @@ def render_table(report: Report) -> str:
         f"{_num(c['tokens_saved'], ',.0f')} saved "
         "(saved = median COMPLETE trial minus the pruned trial's own)",
     ]
+    if report.reached is not None:
+        lines.append(target_line(report.reached["reached"], report.reached["missed"], report.target))
     if report.pareto_front is not None:
         lines.append(f"pareto front: trials {', '.join(map(str, report.pareto_front)) or '-'}")
-    df = pd.DataFrame(report.trials)
+    df = pd.DataFrame(display_rows(report.trials))
     if not df.empty:
-        df = df.dropna(axis=1, how="all")
-        lines += ["", df.to_string(index=False, max_colwidth=70, float_format=lambda v: f"{v:.5g}",
-                                   na_rep="")]
+        lines += ["", df.to_string(index=False, max_colwidth=70)]
+    lines += configs_lines(report)
     for axis, top in report.top1.items():
-        lines += ["", f"top-1 {axis} = {_short(top[axis])} (trial {top['trial']}, by best {top['by']}):",
-                  pd.DataFrame(top["by_value"]).to_string(index=False, float_format=lambda v: f"{v:.5g}")]
+        lines += _axis_table(axis, top)
     return "\n".join(lines) + "\n"
+
+
+def target_line(reached: int, missed_: int, target: str | None) -> str:
+    """e.g. ``target val_loss < 1.45: reached by 3 of 5 ranked trials; 2 missed (censored)``."""
+    what = f"target {target}" if target else "target"
+    if reached == 0:
+        return f"{what}: no trial reached it ({missed_} missed: every time to target is censored)"
+    return (f"{what}: reached by {reached} of {reached + missed_} ranked trials"
+            + (f"; {missed_} missed it (their times to target are censored, ranked after)" if missed_ else ""))

@@ -10,9 +10,10 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpo.artifacts import Checkpoints
+from hpo.attrs import CENSORED_AT_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
 from hpo.protocol import StopTrial
 from hpo.pruners import REASON_ATTR
-from hpo.spec import StudySpec
+from hpo.spec import WALL_CLOCK, StudySpec, Target
 from hpo.storage import CurveWriter
 from hpo.view import CurveView
 
@@ -21,11 +22,23 @@ class TrialReporter:
     """``report(step, val_loss=..., tokens=..., **metrics)`` for one trial.
 
     Each call (1) writes the curve value and all metrics durably, (2) stops the trial as
-    COMPLETE when the time budget is spent or the target is crossed (budget first, so every
-    trial that reached the target did so within the budget), (3) prunes on a non-finite
-    value or when the pruner says so, except that a pruner whose reason says ``censored``
-    (``time_cap``) ends the trial COMPLETE with a censored time to target (:meth:`target_attrs`).
-    Stopping raises :class:`StopTrial`.
+    COMPLETE when the target is crossed within the time budget, or when the budget is spent
+    (both read on the spec's ``clock``), (3) prunes on a non-finite value or when the pruner
+    says so, except at the run's last step (its compute is spent) and in seed re-runs
+    (``judge=False``), and except that a pruner whose reason says ``censored`` (``time_cap``)
+    ends the trial COMPLETE with a censored time to target (:meth:`target_attrs`). Stopping
+    raises :class:`StopTrial`; once stopped, every later call raises the same stop again and
+    nothing more is recorded, so a training loop that swallows it cannot change the outcome.
+
+    Args:
+        spec: the study spec.
+        writer: durable writes of the trial's reports.
+        view: the pruners' single-objective view of the study.
+        pruner_study: a study over ``view`` with the spec's pruner.
+        frozen: the running trial.
+        checkpoints: the trial's checkpoint store, if any.
+        length: the run's last step (no pruning there), if known.
+        judge: whether pruners may stop this trial (False for seed re-runs of finalists).
     """
 
     def __init__(
@@ -36,6 +49,9 @@ class TrialReporter:
         pruner_study: optuna.Study,
         frozen: FrozenTrial,
         checkpoints: Checkpoints | None = None,
+        *,
+        length: int | None = None,
+        judge: bool = True,
     ) -> None:
         self.spec = spec
         self._checkpoints = checkpoints
@@ -44,80 +60,101 @@ class TrialReporter:
         self._pruner_study = pruner_study
         self._pruner = pruner_study.pruner
         self._frozen = frozen
+        self._length = length
+        self._judge = judge
         self._start = time.perf_counter()
         self.last: dict[str, float] = {}
-        self.best_target: float | None = None
+        self.reported: set[str] = set()  # every metric name any report carried
+        self.closest: float | None = None  # the best target-metric value within the budget
         self.time_to_target: float | None = None
-        self.stopped_at: float | None = None  # the clock when a censoring pruner stopped the trial
+        self.ended_at: float | None = None  # the clock at the last report
+        self.capped_at: float | None = None  # the clock where a censoring pruner (time_cap) stopped it
+        self.stopped: StopTrial | None = None
         view.begin(frozen)
 
-    def clock(self, metrics: dict[str, float]) -> float:
-        """Seconds on the target clock: the reported ``train_seconds``, else wall-clock."""
-        clock = self.spec.target.clock if self.spec.target else "train_seconds"
-        return metrics.get(clock, time.perf_counter() - self._start)
+    @property
+    def timed(self) -> bool:
+        """Whether reports must carry the clock: a budget or a target is read on it."""
+        return self.spec.trial_budget_seconds is not None or self.spec.target is not None
+
+    def clock(self, metrics: dict[str, float], step: int) -> float:
+        """Seconds on the spec's clock at a report: the reported metric, or hpo's wall clock
+        for ``clock: wall``. A timed study whose report lacks the clock stops at once: its
+        budget and time to target would silently measure something else."""
+        name = self.spec.clock
+        if name == WALL_CLOCK:
+            return time.perf_counter() - self._start
+        if name not in metrics:
+            raise StopTrial(
+                f"clock: report(step={step}) has no '{name}', the clock the budget and time to target "
+                f"are read on (it reported {', '.join(sorted(metrics))}) (fix: report '{name}', or set "
+                "clock: to a metric the objective reports, or clock: wall)", pruned=False, mistake=True)
+        return metrics[name]
 
     def __call__(self, step: int, **metrics: float) -> None:
-        step = int(step)
+        if self.stopped is not None:
+            raise self.stopped  # stopped already: nothing after the stop counts
+        try:
+            self._report(int(step), {k: float(v) for k, v in metrics.items()})
+        except StopTrial as stop:
+            self.stopped = stop
+            raise
+
+    def _report(self, step: int, m: dict[str, float]) -> None:
         if step in self._frozen.intermediate_values:
             return  # like Optuna: the first report of a step wins
-        m = {k: float(v) for k, v in metrics.items()}
         curve_metric = self.spec.curve.metric
         if curve_metric not in m:
-            raise ValueError(
-                f"report(step={step}) has no '{curve_metric}' "
-                f"(fix: report it, or set curve.metric in the spec to one of {sorted(m)})"
-            )
+            raise StopTrial(
+                f"curve.metric: report(step={step}) has no '{curve_metric}' "
+                f"(fix: report it, or set curve.metric in the spec to one of {sorted(m)})",
+                pruned=False, mistake=True)
+        elapsed = self.clock(m, step) if self.timed else None
         value = m[curve_metric]
         self._writer.write(step, value, m)
         self._view.record(step, value, m)
         self.last = {**self.last, **m}
+        self.reported.update(m)
+        self.ended_at = elapsed
         if not math.isfinite(value):
             raise StopTrial(f"{curve_metric} is {value} at step {step} (diverged)", pruned=True)
-        self._check_target(step, m)
+        if elapsed is not None:
+            self._check_target(step, m, elapsed)
+        if not self._judge or (self._length is not None and step >= self._length):
+            return  # a seed re-run runs to its end; at the last step there is nothing left to save
         if self._pruner.prune(self._pruner_study, self._frozen):
             reason = self._frozen.user_attrs.get(REASON_ATTR)
             censored = bool(reason and reason.get("censored")) and self.spec.target is not None
             if censored:
-                self.stopped_at = self.clock(m)
+                self.capped_at = elapsed
             raise StopTrial(prune_text(reason, step), pruned=not censored)
 
-    def _check_target(self, step: int, m: dict[str, float]) -> None:
+    def _check_target(self, step: int, m: dict[str, float], elapsed: float) -> None:
+        """The target counts only within the budget: a crossing after it is a miss."""
         target, budget = self.spec.target, self.spec.trial_budget_seconds
-        elapsed = self.clock(m)
-        if target is not None and target.metric in m:
+        within = budget is None or elapsed <= budget
+        if target is not None and within and target.metric in m and math.isfinite(m[target.metric]):
             v = m[target.metric]
-            sign = 1.0 if target.below is not None else -1.0
-            if math.isfinite(v) and (self.best_target is None or sign * v < sign * self.best_target):
-                self.best_target = v
+            if self.closest is None or target.sign * v < target.sign * self.closest:
+                self.closest = v
+            if target.reached(v):
+                self.time_to_target = elapsed
+                raise StopTrial(f"target {target.describe()} reached at step {step}", pruned=False)
         if budget is not None and elapsed >= budget:
             raise StopTrial(f"time budget of {budget:g} s spent at step {step}", pruned=False)
-        if target is not None and target.metric in m and target.reached(m[target.metric]):
-            self.time_to_target = elapsed
-            raise StopTrial(f"target {target.metric} {_bound(target)} reached at step {step}", pruned=False)
 
     def target_attrs(self) -> dict[str, Any]:
-        """``reached_target`` and ``time_to_target`` (censored for trials that missed it).
-
-        A trial that missed the target gets ``seconds * (1 + gap / |target|)``, where gap is
-        how far its best value stayed from the target and seconds is the budget, or the clock
-        where ``time_cap`` stopped it: finite, after every trial that reached it sooner, and
-        ordered by how close it got. A capped trial is thus a censored observation (its time
-        to target is over the cap), as in SMAC's adaptive capping, not a PRUNED trial: Optuna's
-        TPE ranks every PRUNED trial below every COMPLETE one, so capping at the 5th-best time
-        would teach it that configs nearly as fast as the best are worse than ones that missed.
-        """
+        """``reached_target`` and ``time_to_target``; for a miss also ``censored_at`` and
+        ``closest`` (see :func:`censored_time`)."""
         target, budget = self.spec.target, self.spec.trial_budget_seconds
         if target is None or budget is None:
             return {}
         if self.time_to_target is not None:
-            return {"reached_target": True, "time_to_target": self.time_to_target}
-        if self.best_target is None:
-            gap = 1.0
-        else:  # 0 for a trial that crossed only at the report that spent the budget
-            sign = 1.0 if target.below is not None else -1.0
-            gap = max(0.0, sign * (self.best_target - target.level)) / max(abs(target.level), 1e-12)
-        seconds = budget if self.stopped_at is None else min(self.stopped_at, budget)
-        return {"reached_target": False, "time_to_target": seconds * (1.0 + gap)}
+            return {REACHED_ATTR: True, TTT_ATTR: self.time_to_target}
+        ended = budget if self.ended_at is None else min(self.ended_at, budget)
+        stopped = budget if self.capped_at is None else min(self.capped_at, budget)
+        return {REACHED_ATTR: False, CENSORED_AT_ATTR: ended, CLOSEST_ATTR: self.closest,
+                TTT_ATTR: censored_time(target, budget, stopped, self.closest)}
 
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Store a resumable training state in the artifact store (newest wins)."""
@@ -130,6 +167,26 @@ class TrialReporter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def censored_time(target: Target, budget: float, stopped: float, closest: float | None) -> float:
+    """The value a trial that missed the target stands on: ``budget + stopped * (1 + gap)``.
+
+    ``gap`` is how far its best value within the budget stayed from the target, relative to
+    it (1 when it never reported the metric), and ``stopped`` the clock where ``time_cap``
+    stopped it, else the budget (a run that ended on its own short of the target would not
+    have got there with more time: it counts as if it ran the whole budget). Above the budget, so above every
+    trial that reached the target (those reached it within the budget), wherever it is
+    ranked or sampled from; among misses, ordered by ``stopped * (1 + gap)``, a rough guess
+    of when it would have got there, so a trial capped early but close ranks ahead of one
+    that ran the whole budget and stayed far. Its true time to target is only known to be
+    over the clock where it ended (``censored_at``, what the tables print).
+    """
+    if closest is None:
+        gap = 1.0
+    else:
+        gap = max(0.0, target.sign * (closest - target.level)) / max(abs(target.level), 1e-12)
+    return budget + stopped * (1.0 + gap)
 
 
 def prune_text(reason: dict[str, Any] | None, step: int) -> str:
@@ -146,7 +203,3 @@ def prune_text(reason: dict[str, Any] | None, step: int) -> str:
     elif reason.get("why"):
         text += f": {reason['why']}"
     return text
-
-
-def _bound(target: Any) -> str:
-    return f"< {target.below:g}" if target.below is not None else f"> {target.above:g}"

@@ -6,12 +6,23 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpo.artifacts import CHECKPOINT_ATTR
+from hpo.attrs import RERUN_ATTR, SEED_ATTR
+
+RERUN_ATTRS = (RERUN_ATTR, SEED_ATTR)
+GRID_ATTRS = ("grid_id", "search_space")  # Optuna's GridSampler: the grid point a trial holds
+
+
+def is_rerun(trial: FrozenTrial | optuna.Trial) -> bool:
+    """Whether the trial is a seed re-run of a finalist (its seed differs from the study's)."""
+    return RERUN_ATTR in trial.user_attrs
 
 
 class RetryFromCheckpoint:
     """Like ``optuna.storages.RetryFailedTrialCallback``, but the retry carries only what a
     fresh run needs: the same parameters, the retry history and the checkpoint pointer (not
-    the dead trial's curve, worker or failure reason). Used as the heartbeat's
+    the dead trial's curve, worker or failure reason), a seed re-run's seed, and a grid
+    trial's grid point (else the grid sampler would mark another point visited with these
+    parameters and never run it). Used as the heartbeat's
     ``heartbeat_stale_trial_callback`` and for trials interrupted by a signal or a dead local worker.
     """
 
@@ -23,7 +34,9 @@ class RetryFromCheckpoint:
         if len(history) > self.max_retry:
             return
         attrs = {"failed_trial": trial.system_attrs.get("failed_trial", trial.number), "retry_history": history}
-        if CHECKPOINT_ATTR in trial.system_attrs:
-            attrs[CHECKPOINT_ATTR] = trial.system_attrs[CHECKPOINT_ATTR]
-        study.add_trial(create_trial(state=TrialState.WAITING, params=trial.params,
+        for key in (CHECKPOINT_ATTR, *GRID_ATTRS):
+            if key in trial.system_attrs:
+                attrs[key] = trial.system_attrs[key]
+        user = {k: trial.user_attrs[k] for k in RERUN_ATTRS if k in trial.user_attrs}
+        study.add_trial(create_trial(state=TrialState.WAITING, params=trial.params, user_attrs=user,
                                      distributions=trial.distributions, system_attrs=attrs))

@@ -21,10 +21,12 @@ from hpo.design import one_factor
 from hpo.errors import HpoError, SpecError
 from hpo.locks import StudyLock
 from hpo.protocol import StopTrial
-from hpo.pruners import build_pruner
+from hpo.pruners import baseline_trials, build_pruner, required_metrics
 from hpo.reporter import TrialReporter
-from hpo.retries import RetryFromCheckpoint
-from hpo.samplers import build_sampler
+from hpo.attrs import CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR, STOP_ATTR, TARGET_ATTRS
+from hpo.display import outcome_sentence
+from hpo.retries import RetryFromCheckpoint, is_rerun
+from hpo.samplers import EXHAUSTIBLE, build_sampler, exhausted
 from hpo.space import suggest_config
 from hpo.spec import StudySpec, dump_spec, same_params
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url
@@ -32,8 +34,7 @@ from hpo.view import CurveView, view_study
 
 SPEC_ATTR = "hpo:spec"
 WORKER_ATTR = "hpo:worker"
-FAIL_ATTR = "fail_reason"
-STOP_ATTR = "stop_reason"
+HOLDER_POLL_SECONDS = 2.0
 MAX_FAILURES_IN_A_ROW = 5
 DEFAULT_HEARTBEAT = 10  # seconds; a trial silent for 4x this is declared dead
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -55,6 +56,14 @@ class Session:
     current: int | None = None
     failures_in_a_row: int = 0
     ran: list[int] = field(default_factory=list)
+    source: str = "spec"  # the spec file, for error lines
+    mistake: str | None = None  # a spec or objective mistake a trial showed: the study stops
+    exhausted: bool = False  # a grid or brute-force sampler has run every config
+
+    @property
+    def dedup(self) -> bool:
+        """Never train a config twice: a deterministic objective, or a grid of configs."""
+        return self.spec.deterministic or self.spec.sampler.name in EXHAUSTIBLE
 
 
 def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
@@ -133,8 +142,19 @@ def open_session(
     grace: int | None = None,
     max_retry: int = 3,
     artifacts: str | None = None,
+    source: str = "spec",
 ) -> Session:
-    """Open the storage (with heartbeats on an RDB), the study, the objective and pruners."""
+    """Open the storage (with heartbeats on an RDB), the study, the objective and pruners.
+
+    Args:
+        spec: the study spec.
+        storage_url: the storage (default: ``$HPO_STORAGE`` or ``sqlite:///studies.db``).
+        heartbeat: heartbeat interval in seconds on an RDB storage (0: off).
+        grace: seconds without a heartbeat before a trial is presumed dead (default 4x).
+        max_retry: how often a dead or interrupted trial is queued again.
+        artifacts: the checkpoint store's directory.
+        source: the spec file, named in error lines.
+    """
     retry = RetryFromCheckpoint(max_retry)
     kwargs: dict[str, Any] = {}
     if heartbeat > 0 and not resolve_url(storage_url).startswith("journal:"):
@@ -142,14 +162,15 @@ def open_session(
                       heartbeat_stale_trial_callback=_on_stale(retry))
     storage = open_storage(storage_url, **kwargs)
     try:
-        pruner = build_pruner(spec.pruners)
+        pruner = build_pruner(spec.pruners, spec.clock)
     except (TypeError, ValueError) as e:
         raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
     study = load_study(spec, storage)
     lock = StudyLock(storage_url, spec.study, getattr(storage, "engine", None))
     enqueue_start(study, spec, lock)
     return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
-                   artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials)
+                   artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials,
+                   source=source)
 
 
 def _on_stale(retry: RetryFromCheckpoint) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
@@ -164,8 +185,9 @@ def _on_stale(retry: RetryFromCheckpoint) -> Callable[[optuna.Study, optuna.tria
 
 
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that count toward ``--n-trials``: all but failed ones (a failure is replaced)."""
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
+    """Trials that count toward ``--n-trials``: all but failed ones (a failure is replaced) and
+    seed re-runs of finalists (``hpo rerun``: extra to the search)."""
+    return sum(not is_rerun(t) for t in study.get_trials(deepcopy=False, states=COUNTED))
 
 
 def fail_dead_local_trials(session: Session) -> list[int]:
@@ -199,7 +221,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def new_reporter(session: Session, trial: optuna.Trial) -> TrialReporter:
+def new_reporter(session: Session, trial: optuna.Trial, config: dict[str, Any], judge: bool = True) -> TrialReporter:
     """The reporter for one running trial, with its pruners' single-objective view."""
     spec, storage = session.spec, session.storage
     # Optuna's cached storage re-reads only unfinished and new trials on each refresh.
@@ -208,11 +230,76 @@ def new_reporter(session: Session, trial: optuna.Trial) -> TrialReporter:
     checkpoints = None if session.artifacts is None else Checkpoints(session.artifacts, storage, trial._trial_id)
     return TrialReporter(spec, CurveWriter(storage, trial._trial_id), view,
                          view_study(view, session.study, session.pruner), storage.get_trial(trial._trial_id),
-                         checkpoints)
+                         checkpoints, length=run_length(session, config), judge=judge)
 
 
-def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
+def run_length(session: Session, config: dict[str, Any]) -> int | None:
+    """A run's last step: the config's ``curve.length_key`` (e.g. ``max_steps``), if it holds an int."""
+    value = config.get(session.spec.curve.length_key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def holder(session: Session, trial: optuna.Trial, out: TextIO) -> FrozenTrial | None:
+    """The first finished trial (COMPLETE or PRUNED, not a seed re-run) with ``trial``'s params.
+
+    While only a RUNNING trial holds them (another worker trains that config now), wait for
+    it to finish; a holder whose worker on this host is gone does not count.
+    """
+    said = False
+    while True:
+        same = [t for t in session.study.get_trials(deepcopy=False)
+                if t.number != trial.number and not is_rerun(t) and same_params(t.params, trial.params)]
+        done = [t for t in same if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if done:
+            return min(done, key=lambda t: t.number)
+        running = [t for t in same if t.state == TrialState.RUNNING and not _dead_here(t)]
+        if not running:
+            return None
+        if not said:
+            print(f"trial {trial.number} waits for trial {running[0].number}, which trains the same config "
+                  "(deterministic objective: it is not trained twice)", file=out, flush=True)
+            said = True
+        time.sleep(HOLDER_POLL_SECONDS)
+
+
+def _dead_here(t: FrozenTrial) -> bool:
+    worker = t.system_attrs.get(WORKER_ATTR) or {}
+    return worker.get("host") == host_name() and not _alive(int(worker.get("pid", -1)))
+
+
+def copy_result(session: Session, trial: optuna.Trial, source: FrozenTrial) -> list[float]:
+    """End ``trial`` with ``source``'s outcome, marked as its copy (nothing is trained)."""
+    trial.set_user_attr(COPY_ATTR, source.number)
+    for key in (CLOCK_ATTR, OUTCOME_ATTR, *TARGET_ATTRS):
+        if key in source.user_attrs:
+            trial.set_user_attr(key, source.user_attrs[key])
+    note = (f"copy of trial {source.number}: the objective is deterministic (or the sampler a grid), "
+            "so this config is not trained again")
+    trial.set_user_attr(STOP_ATTR, note)
+    if source.state == TrialState.PRUNED or source.values is None:
+        if source.last_step is not None:
+            session.storage.set_trial_intermediate_value(
+                trial._trial_id, source.last_step, source.intermediate_values[source.last_step])
+        raise optuna.TrialPruned(note)
+    return list(source.values)
+
+
+def missing_metrics(spec: StudySpec, reported: set[str]) -> list[tuple[str, str]]:
+    """(spec field, metric) that the spec reads from reports and none of them carried."""
+    needed = list(required_metrics(spec.pruners))
+    if spec.target is not None:
+        needed.append(("target.metric", spec.target.metric))
+    return [(f, m) for f, m in needed if m not in reported]
+
+
+def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optuna.Trial], list[float]]:
     spec = session.spec
+
+    def mistake(trial: optuna.Trial, reason: str) -> HpoError:
+        """A mistake every trial would repeat: the trial fails with it and the study stops."""
+        session.mistake = reason
+        trial.set_user_attr(FAIL_ATTR, reason)
+        return HpoError(reason)
 
     def objective(trial: optuna.Trial) -> list[float]:
         storage, tid = session.storage, trial._trial_id
@@ -221,7 +308,16 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
             session.lock.release()  # the trial exists: other workers may count it now
         storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": host_name(), "pid": os.getpid()})
         config = suggest_config(trial, spec)
-        reporter = new_reporter(session, trial)
+        rerun = is_rerun(trial)
+        if rerun:
+            config[spec.seed_key] = trial.user_attrs[SEED_ATTR]
+        elif session.dedup:
+            source = holder(session, trial, out)
+            if source is not None:
+                return copy_result(session, trial, source)
+        reporter = new_reporter(session, trial, config, judge=not rerun)
+        if reporter.timed:
+            trial.set_user_attr(CLOCK_ATTR, spec.clock)
         start = time.perf_counter()
         stop: StopTrial | None = None
         try:
@@ -232,14 +328,27 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
             trial.set_user_attr(FAIL_ATTR, "interrupted (Ctrl-C or SIGTERM); re-run the same command to continue")
             raise
         except Exception as e:
-            trial.set_user_attr(FAIL_ATTR, f"{type(e).__name__}: {e}")
-            raise
+            if reporter.stopped is None:
+                trial.set_user_attr(FAIL_ATTR, f"{type(e).__name__}: {e}")
+                raise
+            stop, result = reporter.stopped, {}  # raised while handling the stop: the stop decides
         finally:
             reporter.close()
+        if reporter.stopped is not None:  # a training loop that swallowed the stop changes nothing
+            stop, result = reporter.stopped, {}
         wall = time.perf_counter() - start
+        if stop is not None and stop.mistake:
+            raise mistake(trial, f"{session.source}: {stop.reason}")
+        missing = missing_metrics(spec, reporter.reported) if reporter.reported else []
+        if missing:
+            field_, metric = missing[0]
+            raise mistake(trial, f"{session.source}: {field_}: '{metric}' was never reported by trial "
+                                 f"{trial.number} (it reported {', '.join(sorted(reporter.reported))}) "
+                                 "(fix: name a reported metric, or report it)")
         metrics = {**reporter.last, **result, **reporter.target_attrs()}
-        metrics.setdefault("train_seconds", reporter.clock(reporter.last) if reporter.last else wall)
         metrics["wall_seconds"] = wall
+        if REACHED_ATTR in metrics and spec.target is not None:
+            metrics[OUTCOME_ATTR] = outcome_sentence({**metrics, CLOCK_ATTR: spec.clock}, spec.target.describe())
         if stop is not None:
             trial.set_user_attr(STOP_ATTR, stop.reason)
         for k, v in metrics.items():
@@ -247,11 +356,11 @@ def make_objective(session: Session) -> Callable[[optuna.Trial], list[float]]:
                 trial.set_user_attr(k, v)
         if stop is not None and stop.pruned:
             raise optuna.TrialPruned(stop.reason)
-        missing = [m for m in spec.metrics if m not in metrics]
-        if missing:
-            reason = f"the objective reported no {missing} (fix: return or report them)"
-            trial.set_user_attr(FAIL_ATTR, reason)
-            raise HpoError(reason)
+        absent = [m for m in spec.metrics if m not in metrics]
+        if absent:
+            raise mistake(trial, f"{session.source}: metrics: the objective reported no {absent} "
+                                 f"(it gave {', '.join(sorted(metrics))}) (fix: return or report them, "
+                                 "or name the metrics it gives)")
         return [float(metrics[m]) for m in spec.metrics]
 
     return objective
@@ -275,7 +384,9 @@ class Progress:
             self.bar.set_postfix_str(best)
             self.bar.refresh()
             return
-        values = "" if trial.values is None else " " + ",".join(f"{v:.5g}" for v in trial.values)
+        from hpo.tables import progress_values
+
+        values = progress_values(trial, list(study.metric_names or ["value"]))
         why = trial.user_attrs.get(FAIL_ATTR) or trial.user_attrs.get(STOP_ATTR)
         note = f" ({why})" if why else ""
         print(f"[{done}/{self.total}] trial {trial.number} {trial.state.name}{values}{note}  {best}",
@@ -287,13 +398,18 @@ class Progress:
 
 
 def best_text(study: optuna.Study) -> str:
-    try:
-        if len(study.directions) > 1:
-            return f"pareto front: {len(study.best_trials)} trials"
-        b = study.best_trial
-        return f"best: {b.value:.5g} (trial {b.number})"
-    except ValueError:
+    """``best: 41.3 (trial 3)`` (a missed target reads as censored), or the front's size."""
+    from hpo.ranking import rank
+    from hpo.tables import value_text
+
+    ranked, fronts = rank(study.get_trials(deepcopy=False), study.directions)
+    if not ranked:
         return "best: -"
+    if len(study.directions) > 1:
+        return f"pareto front: {sum(f == 1 for f in fronts.values())} trials"
+    b = ranked[0]
+    names = list(study.metric_names or ["value"])
+    return f"best: {value_text(b, names, clock=False)} (trial {b.number})"
 
 
 def run(
@@ -308,7 +424,7 @@ def run(
     dead = fail_dead_local_trials(session)
     if dead:
         print(f"marked FAIL: trials {dead} (their worker process is gone)", file=out)
-    objective = make_objective(session)
+    objective = make_objective(session, out)
     deadline = None if timeout is None else time.monotonic() + timeout
     progress = Progress(total, min(counted_trials(study), total), out)
     try:
@@ -320,11 +436,27 @@ def run(
                 break
             frozen = session.storage.get_trial(session.current)  # type: ignore[arg-type]
             session.ran.append(frozen.number)
-            _count_failure(session, frozen)
             progress.update(study, frozen, counted_trials(study))
+            if session.mistake is not None:
+                raise SpecError(f"{session.mistake}; trial {frozen.number} failed with it and the study "
+                                "stops here (it keeps what it has)")
+            _retry_baseline(session, frozen)
+            _count_failure(session, frozen)
     finally:
         progress.close()
+    if session.exhausted:
+        print(f"the {session.spec.sampler.name} sampler has run every config of the space: the study is "
+              f"complete with {counted_trials(study)} trials", file=out)
     return study
+
+
+def _retry_baseline(session: Session, frozen: FrozenTrial) -> None:
+    """A failed kill-rule baseline (``baseline_trial``, or a retry of it) is queued again:
+    without it the kill rule judges no trial."""
+    if frozen.state != TrialState.FAIL:
+        return
+    if {frozen.number, frozen.system_attrs.get("failed_trial")} & set(baseline_trials(session.spec.pruners)):
+        session.retry(session.study, frozen)
 
 
 def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]]) -> bool:
@@ -335,6 +467,9 @@ def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]])
         waiting = session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if counted_trials(session.study) >= session.total and not waiting:
             return False  # queued trials (retries, a design) already count: run them first
+        if not waiting and exhausted(session.study.sampler, session.study):
+            session.exhausted = True  # a next trial would repeat a config
+            return False
         session.current = None
         try:
             session.study.optimize(objective, n_trials=1, catch=(Exception,))

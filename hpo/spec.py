@@ -31,6 +31,7 @@ PRUNERS = (
     "time_cap",
 )
 Direction = Literal["minimize", "maximize"]
+WALL_CLOCK = "wall"  # the clock hpo measures itself: wall seconds since the trial started
 
 
 class _Strict(BaseModel):
@@ -151,19 +152,26 @@ class Component(_Strict):
 
 
 class Curve(_Strict):
-    """The metric that ``report()`` turns into the intermediate-value curve the pruners judge."""
+    """The metric that ``report()`` turns into the intermediate-value curve the pruners judge.
+
+    ``length_key`` names the config key that holds a run's last step (``max_steps``): a
+    report at that step is never pruned, since the run's compute is already spent.
+    """
 
     metric: str = "val_loss"
     direction: Direction = "minimize"
+    length_key: str = "max_steps"
 
 
 class Target(_Strict):
-    """Stop a trial as soon as ``metric`` is below (or above) a value; record time to target."""
+    """Stop a trial as soon as ``metric`` is below (or above) a value; record time to target.
+
+    The time is read on the study's ``clock`` (a spec may still spell it ``target.clock``).
+    """
 
     metric: str = "val_loss"
     below: float | None = None
     above: float | None = None
-    clock: str = "train_seconds"
 
     @model_validator(mode="after")
     def _one_bound(self) -> Target:
@@ -180,14 +188,36 @@ class Target(_Strict):
     def level(self) -> float:
         return self.below if self.below is not None else self.above  # type: ignore[return-value]
 
+    @property
+    def sign(self) -> float:
+        """+1 for ``below`` (lower is better), -1 for ``above``."""
+        return 1.0 if self.below is not None else -1.0
+
+    def describe(self) -> str:
+        """e.g. ``val_loss < 1.45``."""
+        return f"{self.metric} < {self.below:g}" if self.below is not None else f"{self.metric} > {self.above:g}"
+
 
 class StudySpec(_Strict):
+    """A study: what it optimises, over which space, how trials are judged and stopped.
+
+    ``clock`` is the metric every report carries that measures a trial's training compute
+    (the nGPT objective: ``cpu_seconds`` on CPU, ``train_seconds`` on CUDA; ``wall``: hpo's
+    own wall clock); the budget and the time to target are read on it. ``deterministic``:
+    the objective gives the same result for the same config, so a config some finished trial
+    already holds is never trained again (the new trial takes its result, marked as a copy).
+    ``seed_key`` is the config key of the training seed that ``hpo rerun`` varies.
+    """
+
     study: str = Field(min_length=1)
     objective: str
     metrics: dict[str, Direction] = Field(min_length=1)
     curve: Curve = Field(default_factory=Curve)
     target: Target | None = None
+    clock: str = "train_seconds"
     trial_budget_seconds: float | None = Field(default=None, gt=0)
+    deterministic: bool = False
+    seed_key: str = "seed"
     n_trials: int = Field(default=20, ge=1)
     sampler: Component = Field(default_factory=lambda: Component(name="tpe"))
     pruners: list[Component] = Field(default_factory=list)
@@ -196,6 +226,21 @@ class StudySpec(_Strict):
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     one_factor_levels: int | None = Field(default=None, ge=2, le=10)
     parent: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_clock(cls, data: Any) -> Any:
+        """``target.clock`` (older specs) becomes the study's ``clock``; two different ones are an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
+            return data
+        target = dict(data["target"])
+        old = target.pop("clock", None)
+        if old is None:
+            return data
+        if data.get("clock", old) != old:
+            raise ValueError(f"target.clock is '{old}' and clock is '{data['clock']}' "
+                             "(fix: name the clock once, as clock:)")
+        return {**data, "target": target, "clock": old}
 
     @field_validator("objective")
     @classmethod

@@ -1,16 +1,24 @@
-"""Plain-text tables: the study list, one study's trials, the end-of-run summary."""
+"""Plain-text tables: the study list, one study's trials, the end-of-run summary.
+
+All of them rank with :mod:`hpo.ranking` and print with :mod:`hpo.display`: a missed
+target reads as censored, never as a time, and every table says how many trials reached it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import optuna
-import pandas as pd
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-SHOWN_ATTRS = ("time_to_target", "reached_target", "train_seconds", "wall_seconds", "tokens",
-               "fail_reason", "stop_reason")
+from hpo import display
+from hpo.attrs import CLOCK_ATTR, COPY_ATTR, REACHED_ATTR
+from hpo.ranking import missed, rank
+
+SHOWN = ("rank", "number", "state")  # then objectives and params; then these, when present
+SHOWN_ATTRS = ("reached_target", "train_seconds", "cpu_seconds", "tokens", "reason")
+REASON_WIDTH = 60
 
 
 def state_counts(study: optuna.Study) -> str:
@@ -18,46 +26,109 @@ def state_counts(study: optuna.Study) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
 
 
+def _target(study: optuna.Study) -> str | None:
+    from hpo.study_info import study_spec  # the spec models: only for hpo's own studies
+
+    try:
+        spec = study_spec(study)
+    except Exception:  # noqa: BLE001 - a table never fails on an unreadable stored spec
+        return None
+    return spec.target.describe() if spec is not None and spec.target is not None else None
+
+
+def reached_text(trials: list[FrozenTrial], target: str | None) -> str | None:
+    """How many ranked trials reached the target, or None in a study without one."""
+    from hpo.report import target_line
+
+    ranked, _ = rank(trials, ["minimize"])  # directions do not matter for the count
+    judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
+    if not judged:
+        return None
+    return target_line(sum(not missed(t) for t in judged), sum(missed(t) for t in judged), target)
+
+
+def value_text(t: FrozenTrial, names: list[str], target: str | None = None, clock: bool = True) -> str:
+    """``name=value`` for each objective, seconds to 3 digits, a missed target as censored;
+    ``clock``: name the clock a time to target was read on."""
+    parts = []
+    for name, value in zip(names, t.values or []):
+        shown = display.censored_text(t.user_attrs, target) if name == "time_to_target" and missed(t) \
+            else display.cell(name, value)
+        parts.append(f"{name}={shown}")
+    name = t.user_attrs.get(CLOCK_ATTR) if clock else None
+    return ", ".join(parts) + (f" (clock: {name})" if name and "time_to_target" in names else "")
+
+
 def studies_table(storage: BaseStorage) -> str:
+    """One line per study: trials, directions, the best trial's values, how many reached the target."""
+    import pandas as pd
+
     rows = []
-    for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        best = "-"
-        if s.best_trial is not None:
-            best = ", ".join(f"{v:.5g}" for v in s.best_trial.values)
-        rows.append({"study": s.study_name, "trials": s.n_trials,
-                     "directions": ",".join(d.name.lower() for d in s.directions), "best": best})
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=s.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        names = list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+        ranked, _ = rank(trials, study.directions)
+        best = value_text(ranked[0], names) if ranked else "-"
+        judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
+        rows.append({"study": s.study_name, "trials": len(trials),
+                     "directions": ",".join(d.name.lower() for d in study.directions),
+                     "reached target": f"{sum(not missed(t) for t in judged)}/{len(judged)}" if judged else "",
+                     "best": best})
     if not rows:
         return "no studies"
     return pd.DataFrame(rows).to_string(index=False)
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    df = study.trials_dataframe(attrs=("number", "state", "values", "params", "user_attrs", "duration"))
-    if df.empty:
-        return df
-    keep = [c for c in df.columns if not c.startswith("user_attrs_") or c[len("user_attrs_"):] in SHOWN_ATTRS]
-    df = df[keep].rename(columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_"))
-    if "duration" in df:  # empty (all running) columns are not timedeltas
-        df["duration"] = pd.to_timedelta(df["duration"]).dt.total_seconds().round(1)
-    return df
-
-
 def trials_table(study: optuna.Study) -> str:
-    df = trials_frame(study)
-    return "no trials" if df.empty else df.to_string(index=False, max_colwidth=60)
+    """The study's trials, ranked as ``hpo report`` ranks them, in a narrow table."""
+    import pandas as pd
+
+    from hpo.report import display_rows, build_report
+
+    report = build_report(study)
+    if not report.trials:
+        return "no trials"
+    names = set(report.metrics)
+    params = {p for t in study.get_trials(deepcopy=False) for p in t.params}
+    keep = [k for k in report.trials[0] if k in SHOWN or k in names or k in params or k in SHOWN_ATTRS
+            or k.startswith("param_")]
+    rows = [{k: r.get(k) for k in keep} for r in report.trials]
+    for row, full in zip(rows, report.trials):
+        row.update({k: full.get(k) for k in ("censored", "censored_at", "closest") if k in full})
+        if isinstance(row.get("reason"), str) and len(row["reason"]) > REASON_WIDTH:
+            row["reason"] = row["reason"][: REASON_WIDTH - 1] + "…"
+    return pd.DataFrame(display_rows(rows)).to_string(index=False)
 
 
 def summary(study: optuna.Study) -> str:
+    """The end-of-run summary: state counts, target counts, the best trial (or the Pareto front)."""
+    trials = study.get_trials(deepcopy=False)
     lines = [f"study {study.study_name}: {state_counts(study)}"]
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return lines[0] + "\nno COMPLETE trial yet"
-    names = study.metric_names or [f"value{i}" for i in range(len(study.directions))]
-    best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    title = "pareto front" if len(best) > 1 or len(study.directions) > 1 else "best trial"
+    copies = sum(COPY_ATTR in t.user_attrs for t in trials)
+    if copies:
+        lines.append(f"{copies} trial(s) repeated a config already run: not trained again, marked copy_of")
+    ranked, fronts = rank(trials, study.directions)
+    if not ranked:
+        return "\n".join([*lines, "no COMPLETE trial yet"])
+    target = _target(study)
+    reached = reached_text(trials, target)
+    if reached:
+        lines.append(reached)
+    names = list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+    best = [t for t in ranked if fronts[t.number] == 1] if len(study.directions) > 1 else ranked[:1]
+    title = "pareto front" if len(study.directions) > 1 else "best trial"
+    if all(missed(t) for t in best):
+        title += " (none reached the target: closest)"
     lines.append(f"{title}:")
     for t in best:
-        vals = ", ".join(f"{n}={v:.5g}" for n, v in zip(names, t.values))
-        lines.append(f"  trial {t.number}: {vals}")
+        lines.append(f"  trial {t.number}: {value_text(t, names, target)}")
         lines.append(f"    config: {t.params}")
     return "\n".join(lines)
+
+
+def progress_values(t: FrozenTrial, names: list[str]) -> str:
+    """A finished trial's values for the progress line (empty unless COMPLETE)."""
+    if t.state != TrialState.COMPLETE or t.values is None:
+        return ""
+    return " " + value_text(t, names, clock=False)

@@ -40,7 +40,9 @@ def _trial(state: TrialState, value: float | None, lr: float, width: int, **attr
 
 
 def known_study(url: str, name: str = "known") -> optuna.Study:
-    """Five trials whose ranking, compute and top-1 per axis are worked out by hand in the tests."""
+    """Five trials whose ranking, compute and top-1 per axis are worked out by hand in the tests.
+
+    Trial 1 has the best val_loss but missed the target (censored); trials 0 and 4 reached it."""
     study = optuna.create_study(study_name=name, storage=open_storage(url), direction="minimize")
     study.set_metric_names(["val_loss"])
     study.set_user_attr(SPEC_ATTR, {**KNOWN_SPEC, "study": name})
@@ -49,10 +51,11 @@ def known_study(url: str, name: str = "known") -> optuna.Study:
         _trial(TrialState.COMPLETE, 3.0, 0.01, 64, train_seconds=10.0, tokens=1000, reached_target=True,
                time_to_target=8.0, val_ppl=20.1),
         _trial(TrialState.COMPLETE, 2.5, 0.02, 128, train_seconds=20.0, tokens=2000, reached_target=False,
-               time_to_target=40.0, val_ppl=12.2),
+               time_to_target=40.0, censored_at=20.0, closest=2.5, val_ppl=12.2),
         _trial(TrialState.PRUNED, 4.0, 0.001, 64, train_seconds=4.0, tokens=400, prune_reason=prune),
         _trial(TrialState.FAIL, None, 0.1, 128, fail_reason="RuntimeError: boom"),
-        _trial(TrialState.COMPLETE, 2.8, 0.005, 64, train_seconds=30.0, tokens=3000, val_ppl=16.4),
+        _trial(TrialState.COMPLETE, 2.8, 0.005, 64, train_seconds=30.0, tokens=3000, reached_target=True,
+               time_to_target=30.0, val_ppl=16.4),
     ])
     return study
 

@@ -50,11 +50,16 @@ def test_no_checkpoint_no_file_and_other_trials_by_number(url: str, tmp_path: Pa
     assert meta["state"] == "PRUNED" and meta["checkpoint"] is None and meta["metrics"]["prune_reason"]["step"] == 2
     with pytest.raises(HpoError, match=r"--trial 9: study 'known' has trials 0\.\.4"):
         pick_trial(study, number=9)
-    meta = json.loads(export_trial(study, pick_trial(study), tmp_path / "t1")["metrics"].read_text())
-    assert meta["trial"] == 1 and meta["values"] == {"val_loss": 2.5}
-    assert meta["metrics"] == {"train_seconds": 20.0, "tokens": 2000, "reached_target": False,
-                               "time_to_target": 40.0, "val_ppl": 12.2}
-    assert meta["config"] == {"steps": 30, "seq_len": 64, "lr": 0.02, "width": 128}
+    # the best is the best trial that reached the target (trial 1 has a lower val_loss but missed it)
+    meta = json.loads(export_trial(study, pick_trial(study), tmp_path / "t4")["metrics"].read_text())
+    assert meta["trial"] == 4 and meta["values"] == {"val_loss": 2.8}
+    assert meta["metrics"] == {"train_seconds": 30.0, "tokens": 3000, "reached_target": True,
+                               "time_to_target": 30.0, "val_ppl": 16.4}
+    assert meta["outcome"] == "reached the target in 30.0 s of its clock"
+    assert meta["config"] == {"steps": 30, "seq_len": 64, "lr": 0.005, "width": 64}
+    missed = json.loads(export_trial(study, pick_trial(study, number=1), tmp_path / "t1")["metrics"].read_text())
+    assert missed["outcome"].startswith("censored: did not reach the target within 20.0 s of its clock, "
+                                        "closest 2.5; its time_to_target 40.0 is a ranking value")
 
 
 def test_multi_objective_best_is_the_front_trial_best_in_the_metric(url: str) -> None:

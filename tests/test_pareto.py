@@ -9,7 +9,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 
-from hpo.pareto import config_spec, export_config, front_table, knee, pareto_front, rank, top_k, utopia_distances
+from hpo.pareto import config_spec, export_config, front_table, knee, pareto_front, top_k, utopia_distances
 from hpo.runner import SPEC_ATTR
 from hpo.spec import load_spec
 
@@ -65,13 +65,6 @@ def test_top_k_multi_objective_is_front_first_then_crowding() -> None:
     assert {t.number for t in top_k(study, 2)} == {0, 3}
     assert {t.number for t in top_k(study, 4)} == {0, 1, 2, 3}
     assert [t.number for t in top_k(study, 6)][4:] == [4, 5]
-
-
-def test_rank_single_objective_respects_the_direction() -> None:
-    study = optuna.create_study(direction="maximize")
-    study.add_trials([optuna.create_trial(value=v, params={"x": 1.0}, distributions={"x": X}) for v in (1, 3, 2)])
-    assert [t.number for t in rank(study.trials, study.directions)] == [1, 2, 0]
-    assert [t.number for t in pareto_front(study.trials, study.directions)] == [1]
 
 
 def test_export_writes_a_runnable_spec_of_the_config(tmp_path: Path) -> None:

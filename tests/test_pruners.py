@@ -203,9 +203,11 @@ def test_time_cap_stops_a_trial_once_it_is_slower_than_the_best_time_to_target()
     curves = as_rows([[2.0, 1.5, 0.9], [2.0] * 8, [2.0, 2.0, 0.95, 0.5], [1.5, 0.8], [2.0] * 8])
     study = run_hpo_curves(curves, time_cap(), **TTT)
     assert capped_steps(study) == [None, 3, None, None, 2]
-    # a capped trial is COMPLETE, censored: seconds at the cap x (1 + gap to the target 1.0 / 1.0)
+    # a capped trial is COMPLETE, censored: the budget + seconds at the cap x (1 + gap to the target
+    # 1.0 / 1.0), so it ranks after every trial that reached the target
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
-    assert [t.values[0] for t in study.trials] == [3.0, 3.0 * 2, 3.0, 2.0, 2.0 * 2]
+    assert [t.values[0] for t in study.trials] == [3.0, 100 + 3.0 * 2, 3.0, 2.0, 100 + 2.0 * 2]
+    assert [t.user_attrs.get("censored_at") for t in study.trials] == [None, 3.0, None, None, 2.0]
     assert [t.user_attrs["reached_target"] for t in study.trials] == [True, False, True, True, False]
     assert reason(study, 1) == {"pruner": "time_cap", "step": 3, "clock": "train_seconds", "value": 3.0,
                                 "cap": 3.0, "rank": 1, "censored": True, "why": reason(study, 1)["why"]}
@@ -215,16 +217,16 @@ def test_time_cap_stops_a_trial_once_it_is_slower_than_the_best_time_to_target()
 
 def test_a_capped_trial_ranks_after_faster_ones_and_before_itself_run_to_the_budget() -> None:
     # trial 0 reaches the target at 2 s. Trials 1 and 2 never do (best 1.5: gap 0.5). Capped at 2 s
-    # they are worth 2 x 1.5 = 3.0; uncapped (slack 1.5: cap 5 s, past the 4 s budget) they run to
-    # the budget and are worth 4 x 1.5 = 6.0. Either way after the trial that got there.
+    # they are worth 4 + 2 x 1.5 = 7.0; uncapped (slack 1.5: cap 5 s, past the 4 s budget) they run
+    # to the budget and are worth 4 + 4 x 1.5 = 10.0. Either way after the trial that got there.
     curves = as_rows([[2.0, 0.9], [2.0, 1.5, 1.5], [1.5] * 4])
     budget = {**TTT, "trial_budget_seconds": 4}
     uncapped = run_hpo_curves(curves, time_cap(slack=1.5), **budget)
     assert capped_steps(uncapped) == [None, None, None]
-    assert [t.values[0] for t in uncapped.trials] == [2.0, 4.0 * 1.5, 4.0 * 1.5]
+    assert [t.values[0] for t in uncapped.trials] == [2.0, 4 + 4.0 * 1.5, 4 + 4.0 * 1.5]
     capped = run_hpo_curves(curves, time_cap(), **budget)
     assert capped_steps(capped) == [None, 2, 2]
-    assert [t.values[0] for t in capped.trials] == [2.0, 2.0 * 1.5, 2.0 * 1.5]
+    assert [t.values[0] for t in capped.trials] == [2.0, 4 + 2.0 * 1.5, 4 + 2.0 * 1.5]
 
 
 def test_time_cap_rank_waits_for_that_many_finishers_and_slack_extends_the_cap() -> None:
@@ -248,7 +250,7 @@ def test_time_cap_works_in_a_multi_objective_study() -> None:
                                                                     "val_loss": "minimize"}})
     assert len(study.directions) == 2
     assert capped_steps(study) == [None, 3, None, 2]
-    assert study.trials[1].values == [3.0 * 2, 2.0]
+    assert study.trials[1].values == [100 + 3.0 * 2, 2.0]
 
 
 def test_time_cap_rejects_bad_options() -> None:

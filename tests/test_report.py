@@ -26,15 +26,19 @@ def url(tmp_path: Path) -> str:
 
 def test_ranked_rows_counts_compute_and_reasons(url: str) -> None:
     report = build_report(known_study(url), axes=["width"])
-    assert [r["number"] for r in report.trials] == [1, 4, 0, 2, 3]
+    # Trial 1 has the best val_loss but missed the target: it ranks after both that reached it.
+    assert [r["number"] for r in report.trials] == [4, 0, 1, 2, 3]
     assert [r["rank"] for r in report.trials] == [1, 2, 3, None, None]
     assert report.counts == {"COMPLETE": 3, "FAIL": 1, "PRUNED": 1}
+    assert report.reached == {"reached": 2, "missed": 1}
     best = report.trials[0]
-    assert best["val_loss"] == 2.5 and best["lr"] == 0.02 and best["width"] == 128
-    assert best["train_seconds"] == 20.0 and best["tokens"] == 2000 and best["val_ppl"] == 12.2
-    assert best["reached_target"] is False and best["time_to_target"] == 40.0
+    assert best["val_loss"] == 2.8 and best["lr"] == 0.005 and best["width"] == 64
+    assert best["train_seconds"] == 30.0 and best["tokens"] == 3000 and best["val_ppl"] == 16.4
     by_number = {r["number"]: r for r in report.trials}
-    assert by_number[0]["reached_target"] is True
+    assert by_number[1]["censored"] is True and by_number[1]["censored_at"] == 20.0
+    assert by_number[1]["reason"].startswith("missed the target: time to target over 20.0 s")
+    assert by_number[0]["reached_target"] is True and by_number[0]["censored"] is False
+    assert by_number[2]["val_loss"] is None  # a PRUNED trial has no objective value of its own
     assert by_number[2]["reason"].startswith("kill_rule: pruned at step 2")
     assert "vs reference 3.2" in by_number[2]["reason"]
     assert by_number[3]["reason"] == "RuntimeError: boom"
@@ -46,14 +50,16 @@ def test_ranked_rows_counts_compute_and_reasons(url: str) -> None:
     assert c["seconds_spent"] == 10 + 20 + 4 + 4 + 30 and c["tokens_spent"] == 6800.0
 
 
-def test_top1_per_axis_picks_the_value_of_the_best_trial_using_it(url: str) -> None:
+def test_top1_per_axis_compares_medians_and_puts_a_censored_median_last(url: str) -> None:
     top = build_report(known_study(url), axes=["width", "lr"]).top1
-    assert top["width"]["width"] == 128 and top["width"]["trial"] == 1
+    assert top["width"]["width"] == 64 and top["width"]["basis"] == "all trials with the value"
     assert top["width"]["by_value"] == [
-        {"width": 128, "val_loss": 2.5, "trial": 1, "n_trials": 1},
-        {"width": 64, "val_loss": 2.8, "trial": 4, "n_trials": 2},
+        {"width": 64, "val_loss": 3.0, "min": 2.8, "max": 3.0, "n": 2, "trials": [0, 4], "reached": 2,
+         "median_censored": False, "killed": 1},
+        {"width": 128, "val_loss": 2.5, "min": 2.5, "max": 2.5, "n": 1, "trials": [1], "reached": 0,
+         "median_censored": True, "censored_at": 20.0, "closest": 2.5, "killed": 0},
     ]
-    assert top["lr"]["trial"] == 1 and top["width"]["params"] == {"lr": 0.02, "width": 128}
+    assert top["lr"]["by_value"][-1] == {"lr": 0.001, "val_loss": None, "n": 0, "trials": [2], "killed": 1}
 
 
 def test_unknown_axis_or_metric_is_one_line(url: str) -> None:
@@ -67,15 +73,16 @@ def test_unknown_axis_or_metric_is_one_line(url: str) -> None:
 def test_multi_objective_puts_the_pareto_front_first(url: str) -> None:
     report = build_report(known_mo_study(url))
     assert report.pareto_front == [1, 2, 3]
-    assert [(r["number"], r["front"]) for r in report.trials] == [(2, 1), (3, 1), (1, 1), (0, 2)]
-    assert report.trials[0]["val_loss"] == 1.0 and report.trials[0]["train_seconds"] == 3.0
+    # NSGA-II's order inside a front: the extremes (infinite crowding distance) first
+    assert [(r["number"], r["front"]) for r in report.trials][2:] == [(3, 1), (0, 2)]
+    assert {r["number"] for r in report.trials[:2]} == {1, 2}
     assert "pareto front: trials 1, 2, 3" in render(report, "table")
 
 
 def test_csv_json_and_jsonl_round_trip(url: str) -> None:
     report = build_report(known_study(url), axes=["width"])
     from_json = json.loads(render(report, "json"))
-    assert from_json["counts"] == report.counts and from_json["top1"]["width"]["trial"] == 1
+    assert from_json["counts"] == report.counts and from_json["top1"]["width"]["width"] == 64
     assert from_json["trials"] == report.trials
     assert [json.loads(line) for line in render(report, "jsonl").splitlines()] == report.trials
     csv = pd.read_csv(io.StringIO(render(report, "csv")))
@@ -86,7 +93,10 @@ def test_table_names_everything_a_person_looks_for(url: str) -> None:
     text = render(build_report(known_study(url), axes=["width"]), "table")
     assert text.startswith("study known: minimize val_loss\ntrials: 3 COMPLETE, 1 FAIL, 1 PRUNED\n")
     assert "16.0 s saved by pruning 1 trials" in text and "1,600 saved" in text
-    assert "top-1 width = 128 (trial 1, by best val_loss)" in text
+    assert "target: reached by 2 of 3 ranked trials; 1 missed it" in text
+    assert "top-1 width = 64 (median val_loss over its runs; all trials with the value)" in text
+    assert "width=128: >20.0 s, missed (closest 2.5) (1 runs, reached 0/1; trials 1)" in text
+    assert ">20.0 s, missed (closest 2.5)" in text
     assert "RuntimeError: boom" in text
 
 
@@ -101,7 +111,7 @@ def test_bulk_read_equals_optunas_trials(url: str) -> None:
 
 def test_report_works_on_a_journal_storage(tmp_path: Path) -> None:
     study = known_study(f"journal:{tmp_path / 'j.log'}")
-    assert [r["number"] for r in build_report(study).trials] == [1, 4, 0, 2, 3]
+    assert [r["number"] for r in build_report(study).trials] == [4, 0, 1, 2, 3]
 
 
 def test_cli_report_on_a_synthetic_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +150,7 @@ def test_continuous_axes_are_binned_by_quantile_and_ties_share_a_bin() -> None:
 def test_bulk_read_on_postgresql(pg_url: str) -> None:
     study = known_study(pg_url, f"known_{uuid.uuid4().hex[:8]}")
     assert read_trials(study, curves=True) == study.get_trials()
-    assert [r["number"] for r in build_report(study).trials] == [1, 4, 0, 2, 3]
+    assert [r["number"] for r in build_report(study).trials] == [4, 0, 1, 2, 3]
 
 
 def test_objective_metrics_of_pruned_trials_come_from_their_last_report(

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from conftest import run_hpo
 from curves import Curve, loss_rows, pruned_steps, replay, run_hpo_curves
+from hpo.errors import SpecError
 from hpo.pruners import REASON_ATTR
 from hpo.storage import metric_key, open_storage
 
@@ -53,8 +54,10 @@ def test_target_crossing_completes_with_time_to_target_even_when_a_pruner_would_
 @pytest.mark.parametrize(
     ("losses", "expected"),
     [
-        ([3.0, 2.4, 2.5, 1.0], 10.0 * (1 + 0.4 / 2.0)),  # best 2.4 stayed 20 % short of 2.0 -> 12 s
-        ([3.0, 2.4, 1.5, 1.0], 10.0),  # crossed only at the report that spent the budget: gap 0
+        # best 2.4 within the budget stayed 20 % short of 2.0: budget + 10 s x 1.2
+        ([3.0, 2.4, 2.5, 1.0], 10.0 + 10.0 * (1 + 0.4 / 2.0)),
+        # crossed only at the report after the budget (12 s > 10 s): a miss, judged on 2.4
+        ([3.0, 2.4, 1.5, 1.0], 10.0 + 10.0 * (1 + 0.4 / 2.0)),
     ],
     ids=["short", "crossed-late"],
 )
@@ -63,14 +66,22 @@ def test_budget_completes_with_a_censored_time_to_target(losses: list[float], ex
     t = study.trials[0]
     assert t.state == TrialState.COMPLETE and t.last_step == 3  # 12 s >= the 10 s budget
     assert t.user_attrs["reached_target"] is False
-    assert t.values[1] == pytest.approx(expected)  # time_to_target
+    assert t.values[1] == pytest.approx(expected)  # time_to_target: above the budget, like every miss
+    assert t.user_attrs["censored_at"] == 10.0 and t.user_attrs["closest"] == 2.4
     assert t.user_attrs["stop_reason"] == "time budget of 10 s spent at step 3"
 
 
-def test_budget_without_a_target_value_censors_at_twice_the_budget() -> None:
-    target = {**TARGET, "target": {"metric": "other_loss", "below": 2.0}}  # never reported: gap 1
-    study = run_hpo_curves([timed([3.0], [12.0])], [], **target)
-    assert study.trials[0].values == [3.0, 20.0]
+def test_a_crossing_exactly_at_the_budget_counts() -> None:
+    study = run_hpo_curves([timed([3.0, 1.5], [4.0, 10.0])], [], **TARGET)
+    t = study.trials[0]
+    assert t.user_attrs["reached_target"] is True and t.values[1] == 10.0
+
+
+def test_a_target_metric_no_report_carries_stops_the_study_after_one_trial() -> None:
+    target = {**TARGET, "target": {"metric": "valid_loss", "below": 2.0}}  # a typo: never reported
+    with pytest.raises(SpecError, match=r"target.metric: 'valid_loss' was never reported by trial 0 "
+                                        r"\(it reported tokens, train_seconds, val_loss\)"):
+        run_hpo_curves([timed([3.0], [12.0]), timed([3.0], [12.0])], [], **target)
 
 
 def checking_replay(url: str, study_name: str, seen: list[int]) -> Callable[[Curve, Callable[..., None]], Any]:

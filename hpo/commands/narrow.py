@@ -19,6 +19,9 @@ def add_options(p: argparse.ArgumentParser, two_stage: bool = True) -> None:
     if two_stage:
         p.add_argument("--two-stage", action="store_true",
                        help="stage 1 to its budget, narrow into NAME_stage2, run stage 2 (resumable)")
+        p.add_argument("--finalists", type=int, default=0, metavar="K",
+                       help="--two-stage: end by re-running stage 2's top K configs with --seeds more seeds")
+        p.add_argument("--seeds", type=int, default=3, help="--finalists: more training seeds each (default: 3)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (locked/narrowed, design) and stop")
     p.add_argument("--top", type=int, default=5, help="narrow around the top K COMPLETE trials (default: 5)")
     p.add_argument("--into", help="stage-2 study name (default: NAME_stage2)")
@@ -63,6 +66,16 @@ def optimize_two_stage(spec: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to continue", file=sys.stderr)
         return 130
+    if study is not None and args.finalists:
+        from hpo.finalists import run_finalists
+        from hpo.report import configs_lines, build_report
+        from hpo.study_info import study_spec
+
+        stage2 = study_spec(study)
+        assert stage2 is not None  # hpo wrote it
+        study = run_finalists(stage2, args.storage, args.finalists, args.seeds, **session_options(args))
+        assert study is not None
+        print("\n".join(configs_lines(build_report(study))[1:]))
     if study is not None:
         print(summary(study))
     return 0

@@ -1,0 +1,81 @@
+"""How numbers and outcomes read in every table ``hpo`` prints: digits that mean something,
+and a missed target never shown as if it were a time.
+
+One training run's time to target moves by 10-20 % from seed to seed, so seconds get three
+significant digits (``41.3``, ``312``, ``1,234``); other values four (``1.447``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from hpo.attrs import CENSORED_AT_ATTR, CLOCK_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
+
+
+def seconds(value: float | None) -> str:
+    """Seconds to three significant digits, never in exponent form."""
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{round(value, digits):,.{digits}f}"
+
+
+def number(value: Any) -> str:
+    """A float to four significant digits; anything else as it is."""
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1e4:
+            return f"{int(value):,}"  # token counts and the like
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def is_seconds(key: str) -> bool:
+    """Whether a column or metric named ``key`` holds seconds."""
+    return key in (TTT_ATTR, CENSORED_AT_ATTR, "duration") or key.endswith("seconds")
+
+
+def cell(key: str, value: Any) -> str:
+    """One value of column ``key`` as a table shows it."""
+    return seconds(value) if is_seconds(key) and isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else number(value)
+
+
+def missed(attrs: Mapping[str, Any]) -> bool:
+    """Whether user attributes ``attrs`` say the trial missed the target."""
+    return attrs.get(REACHED_ATTR) is False
+
+
+def censored_text(attrs: Mapping[str, Any], target: str | None = None) -> str:
+    """A missed target as a table shows it, e.g. ``>75.0 s, missed (closest 1.472)``: its time
+    to target is only known to be over the clock where it stopped."""
+    at = attrs.get(CENSORED_AT_ATTR)
+    closest = attrs.get(CLOSEST_ATTR)
+    text = f">{seconds(at)} s, missed" if at is not None else "missed"
+    if target:
+        text += f" {target}"
+    if closest is not None:
+        text += f" (closest {number(float(closest))})"
+    return text
+
+
+def outcome(value: float | None, attrs: Mapping[str, Any], target: str | None = None) -> str:
+    """A time to target, or the censored text of a miss."""
+    return censored_text(attrs, target) if missed(attrs) else seconds(value)
+
+
+def outcome_sentence(attrs: Mapping[str, Any], target: str | None) -> str:
+    """One sentence on a trial's target (stored on the trial as ``outcome``, so the dashboard
+    shows it, and in exports): when it got there, or that its time to target is censored."""
+    target = target or "the target"
+    clock = attrs.get(CLOCK_ATTR, "its clock")
+    if attrs.get(REACHED_ATTR):
+        return f"reached {target} in {seconds(attrs.get(TTT_ATTR))} s of {clock}"
+    closest = attrs.get(CLOSEST_ATTR)
+    near = "" if closest is None else f", closest {number(float(closest))}"
+    return (f"censored: did not reach {target} within {seconds(attrs.get(CENSORED_AT_ATTR))} s of {clock}{near}; "
+            f"its time_to_target {seconds(attrs.get(TTT_ATTR))} is a ranking value above the budget, not a time")
