@@ -63,7 +63,7 @@ def bench_hpo(url: str, name: str) -> list[float]:
     times: list[float] = []
     for _ in range(ROUNDS):
         trial = session.study.ask({"x": FloatDistribution(0, 1)})
-        report = new_reporter(session, trial)
+        report = new_reporter(session, trial, {})
         for s in range(1, STEPS + 1):
             t0 = time.perf_counter()
             report(s, val_loss=1.0 + 3 / s, tokens=s * 1000.0)  # better than all: never pruned

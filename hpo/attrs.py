@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 FAIL_ATTR = "fail_reason"  # why a trial failed
+FAIL_TRACEBACK_ATTR = "fail_traceback"  # the last frames of a failed trial's traceback
 STOP_ATTR = "stop_reason"  # why a trial stopped early: target, budget, pruner, copy
 COPY_ATTR = "copy_of"  # a deterministic objective's repeated config: the trial whose result it took
 RERUN_ATTR = "rerun_of"  # a seed re-run of a finalist (``hpo rerun``): the trial it re-runs

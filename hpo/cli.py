@@ -38,11 +38,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
     p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
     p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
+    p.add_argument("--watchdog", type=float, default=4.0,
+                   help="end a trial silent for this many times its budget in wall-clock seconds (0: off; default 4)")
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`add_run_options`' values as :func:`hpo.runner.open_session` takes them."""
-    return dict(heartbeat=args.heartbeat, grace=args.grace, max_retry=args.max_retry, artifacts=args.artifacts)
+    return dict(heartbeat=args.heartbeat, grace=args.grace, max_retry=args.max_retry, artifacts=args.artifacts,
+                watchdog=args.watchdog)
 
 
 def _load_study(args: argparse.Namespace) -> optuna.Study:

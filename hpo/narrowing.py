@@ -24,7 +24,7 @@ a config count once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
 from hpo.pareto import complete_trials
-from hpo.ranking import rank
+from hpo.ranking import missed, rank
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, dump_spec, parse_spec, same_value
 from hpo.study_info import study_spec
 
@@ -42,6 +42,7 @@ MARGIN = 0.25
 MIN_MARGIN = 0.05
 KEEP_WIDE = 0.8
 SIG_DIGITS = 3  # unstepped float bounds are rounded outward to this many significant digits
+WEAK = "from 1 trial only"  # a decision on one trial's value: said in its comment and warned about
 
 Param = FloatParam | IntParam | CategoricalParam
 
@@ -63,6 +64,7 @@ class Narrowing:
     spec: StudySpec
     trials: list[int]  # the top-k trial numbers, best first
     decisions: list[Decision]
+    missed: list[int] = field(default_factory=list)  # top-k trials that missed the target (censored)
 
 
 def stage2_name(study: str) -> str:
@@ -76,6 +78,9 @@ def _fmt(v: Any) -> str:
 def _narrow_choices(name: str, p: CategoricalParam, values: list[Any], k: int) -> Decision:
     used = [c for c in p.choices if any(same_value(c, v) for v in values)]
     if len(used) == 1:
+        if k == 1:
+            return Decision(name, "locked", p, f"locked: {WEAK} (the only top trial that has it chose "
+                                               f"{_fmt(used[0])})", used[0])
         return Decision(name, "locked", p, f"locked: all {k} top trials chose {_fmt(used[0])}", used[0])
     if len(used) < len(p.choices):
         dropped = ", ".join(_fmt(c) for c in p.choices if c not in used)
@@ -181,7 +186,8 @@ def narrow(parent: StudySpec, top: Sequence[FrozenTrial], into: str | None = Non
         parent={"study": parent.study, "trials": numbers},
         n_trials=n_trials or parent.n_trials,
     )
-    return Narrowing(parent, parse_spec(data, f"stage 2 of {parent.study}"), numbers, decisions)
+    return Narrowing(parent, parse_spec(data, f"stage 2 of {parent.study}"), numbers, decisions,
+                     [t.number for t in top if missed(t)])
 
 
 def narrow_study(study: optuna.Study, top: int = 5, into: str | None = None,

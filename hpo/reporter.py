@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -70,6 +70,7 @@ class TrialReporter:
         self.ended_at: float | None = None  # the clock at the last report
         self.capped_at: float | None = None  # the clock where a censoring pruner (time_cap) stopped it
         self.stopped: StopTrial | None = None
+        self.on_report: Callable[[], None] | None = None  # e.g. a watchdog's kick
         view.begin(frozen)
 
     @property
@@ -94,6 +95,8 @@ class TrialReporter:
     def __call__(self, step: int, **metrics: float) -> None:
         if self.stopped is not None:
             raise self.stopped  # stopped already: nothing after the stop counts
+        if self.on_report is not None:
+            self.on_report()
         try:
             self._report(int(step), {k: float(v) for k, v in metrics.items()})
         except StopTrial as stop:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
@@ -23,18 +25,24 @@ from hpo.locks import StudyLock
 from hpo.protocol import StopTrial
 from hpo.pruners import baseline_trials, build_pruner, required_metrics
 from hpo.reporter import TrialReporter
-from hpo.attrs import CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR, STOP_ATTR, TARGET_ATTRS
+from hpo.attrs import (CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, FAIL_TRACEBACK_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR,
+                       STOP_ATTR, TARGET_ATTRS)
 from hpo.display import outcome_sentence
+from hpo.progress import Progress
+from hpo.watchdog import TrialHung, Watchdog
 from hpo.retries import RetryFromCheckpoint, is_rerun
 from hpo.samplers import EXHAUSTIBLE, build_sampler, exhausted
 from hpo.space import suggest_config
 from hpo.spec import StudySpec, dump_spec, same_params
-from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url
+from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url, set_user_attrs
 from hpo.view import CurveView, view_study
 
 SPEC_ATTR = "hpo:spec"
 WORKER_ATTR = "hpo:worker"
 HOLDER_POLL_SECONDS = 2.0
+WAIT_POLL_SECONDS = 2.0
+DEFAULT_WATCHDOG = 4.0  # x the trial budget: wall seconds without a report before a trial is ended
+TRACEBACK_LINES = 40
 MAX_FAILURES_IN_A_ROW = 5
 DEFAULT_HEARTBEAT = 10  # seconds; a trial silent for 4x this is declared dead
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -59,6 +67,8 @@ class Session:
     source: str = "spec"  # the spec file, for error lines
     mistake: str | None = None  # a spec or objective mistake a trial showed: the study stops
     exhausted: bool = False  # a grid or brute-force sampler has run every config
+    watchdog: float = DEFAULT_WATCHDOG  # x the budget; 0: off
+    progress: Progress | None = None
 
     @property
     def dedup(self) -> bool:
@@ -143,6 +153,7 @@ def open_session(
     max_retry: int = 3,
     artifacts: str | None = None,
     source: str = "spec",
+    watchdog: float = DEFAULT_WATCHDOG,
 ) -> Session:
     """Open the storage (with heartbeats on an RDB), the study, the objective and pruners.
 
@@ -154,6 +165,7 @@ def open_session(
         max_retry: how often a dead or interrupted trial is queued again.
         artifacts: the checkpoint store's directory.
         source: the spec file, named in error lines.
+        watchdog: end a trial silent for this many times the budget (wall seconds; 0: off).
     """
     retry = RetryFromCheckpoint(max_retry)
     kwargs: dict[str, Any] = {}
@@ -170,7 +182,7 @@ def open_session(
     enqueue_start(study, spec, lock)
     return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
                    artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials,
-                   source=source)
+                   source=source, watchdog=watchdog)
 
 
 def _on_stale(retry: RetryFromCheckpoint) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
@@ -293,6 +305,7 @@ def missing_metrics(spec: StudySpec, reported: set[str]) -> list[tuple[str, str]
 
 
 def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optuna.Trial], list[float]]:
+    """The function ``study.optimize`` calls: config, training, outcome and reasons of one trial."""
     spec = session.spec
 
     def mistake(trial: optuna.Trial, reason: str) -> HpoError:
@@ -301,13 +314,24 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
         trial.set_user_attr(FAIL_ATTR, reason)
         return HpoError(reason)
 
+    def failed(trial: optuna.Trial, reason: str, error: BaseException | None = None) -> HpoError:
+        """The trial fails with ``reason`` (and the last frames of ``error``'s traceback)."""
+        trial.set_user_attr(FAIL_ATTR, reason)
+        if error is not None:
+            lines = "".join(traceback.format_exception(error)).splitlines()
+            trial.set_user_attr(FAIL_TRACEBACK_ATTR, "\n".join(lines[-TRACEBACK_LINES:]))
+        return HpoError(reason)
+
     def objective(trial: optuna.Trial) -> list[float]:
         storage, tid = session.storage, trial._trial_id
         session.current = tid
         if session.lock is not None:
             session.lock.release()  # the trial exists: other workers may count it now
         storage.set_trial_system_attr(tid, WORKER_ATTR, {"host": host_name(), "pid": os.getpid()})
-        config = suggest_config(trial, spec)
+        try:
+            config = suggest_config(trial, spec)
+        except Exception as e:  # noqa: BLE001 - an independent sampler's failure, said on the trial
+            raise failed(trial, f"sampler: {type(e).__name__}: {e}", e) from None
         rerun = is_rerun(trial)
         if rerun:
             config[spec.seed_key] = trial.user_attrs[SEED_ATTR]
@@ -315,22 +339,33 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
             source = holder(session, trial, out)
             if source is not None:
                 return copy_result(session, trial, source)
+        if session.progress is not None:
+            session.progress.started(trial, config)
+        budget = spec.trial_budget_seconds
+        watchdog = Watchdog(session.watchdog * budget if budget and session.watchdog else None,
+                            f"{session.watchdog:g} x the {budget:g} s budget" if budget else "")
         reporter = new_reporter(session, trial, config, judge=not rerun)
+        reporter.on_report = watchdog.kick
         if reporter.timed:
             trial.set_user_attr(CLOCK_ATTR, spec.clock)
         start = time.perf_counter()
         stop: StopTrial | None = None
         try:
-            result = dict(session.train(config, reporter) or {})
+            with watchdog:
+                result = session.train(config, reporter)
         except StopTrial as s:
             stop, result = s, {}
         except KeyboardInterrupt:
             trial.set_user_attr(FAIL_ATTR, "interrupted (Ctrl-C or SIGTERM); re-run the same command to continue")
             raise
-        except Exception as e:
+        except TrialHung as e:
+            raise failed(trial, str(e)) from None
+        except SystemExit as e:
+            raise failed(trial, f"the objective called sys.exit({e.code!r}) (fix: return from train() instead; "
+                                "hpo ends the trial)", e) from None
+        except Exception as e:  # noqa: BLE001 - the training failed: said on the trial, the study goes on
             if reporter.stopped is None:
-                trial.set_user_attr(FAIL_ATTR, f"{type(e).__name__}: {e}")
-                raise
+                raise failed(trial, f"{type(e).__name__}: {e}", e) from None
             stop, result = reporter.stopped, {}  # raised while handling the stop: the stop decides
         finally:
             reporter.close()
@@ -339,6 +374,11 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
         wall = time.perf_counter() - start
         if stop is not None and stop.mistake:
             raise mistake(trial, f"{session.source}: {stop.reason}")
+        if result is not None and not isinstance(result, dict):
+            raise mistake(trial, f"{session.source}: objective: {spec.objective} returned a "
+                                 f"{type(result).__name__}, not a dict of metrics (fix: return e.g. "
+                                 "{'val_loss': 1.23}, or None and report the metrics)")
+        result = dict(result or {})
         missing = missing_metrics(spec, reporter.reported) if reporter.reported else []
         if missing:
             field_, metric = missing[0]
@@ -350,10 +390,8 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
         if REACHED_ATTR in metrics and spec.target is not None:
             metrics[OUTCOME_ATTR] = outcome_sentence({**metrics, CLOCK_ATTR: spec.clock}, spec.target.describe())
         if stop is not None:
-            trial.set_user_attr(STOP_ATTR, stop.reason)
-        for k, v in metrics.items():
-            if k not in spec.metrics:
-                trial.set_user_attr(k, v)
+            metrics[STOP_ATTR] = stop.reason
+        set_user_attrs(storage, tid, {k: v for k, v in metrics.items() if k not in spec.metrics})
         if stop is not None and stop.pruned:
             raise optuna.TrialPruned(stop.reason)
         absent = [m for m in spec.metrics if m not in metrics]
@@ -361,55 +399,17 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
             raise mistake(trial, f"{session.source}: metrics: the objective reported no {absent} "
                                  f"(it gave {', '.join(sorted(metrics))}) (fix: return or report them, "
                                  "or name the metrics it gives)")
-        return [float(metrics[m]) for m in spec.metrics]
+        values = []
+        for m in spec.metrics:
+            value = metrics[m]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise mistake(trial, f"{session.source}: metrics.{m}: the objective gave {value!r}, not a "
+                                     "number (fix: return a float)")
+            if not math.isfinite(value):
+                raise failed(trial, f"the objective returned {m}={value} (not a finite number)")
+            values.append(float(value))
+        return values
 
-    return objective
-
-
-class Progress:
-    """A progress bar with the best value on a terminal; one line per trial otherwise."""
-
-    def __init__(self, total: int, done: int, out: TextIO) -> None:
-        self.total, self.out = total, out
-        self.bar = None
-        if out.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, file=out, unit="trial", dynamic_ncols=True)
-
-    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, done: int) -> None:
-        best = best_text(study)
-        if self.bar is not None:
-            self.bar.n = min(done, self.total)
-            self.bar.set_postfix_str(best)
-            self.bar.refresh()
-            return
-        from hpo.tables import progress_values
-
-        values = progress_values(trial, list(study.metric_names or ["value"]))
-        why = trial.user_attrs.get(FAIL_ATTR) or trial.user_attrs.get(STOP_ATTR)
-        note = f" ({why})" if why else ""
-        print(f"[{done}/{self.total}] trial {trial.number} {trial.state.name}{values}{note}  {best}",
-              file=self.out, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def best_text(study: optuna.Study) -> str:
-    """``best: 41.3 (trial 3)`` (a missed target reads as censored), or the front's size."""
-    from hpo.ranking import rank
-    from hpo.tables import value_text
-
-    ranked, fronts = rank(study.get_trials(deepcopy=False), study.directions)
-    if not ranked:
-        return "best: -"
-    if len(study.directions) > 1:
-        return f"pareto front: {sum(f == 1 for f in fronts.values())} trials"
-    b = ranked[0]
-    names = list(study.metric_names or ["value"])
-    return f"best: {value_text(b, names, clock=False)} (trial {b.number})"
 
 
 def run(
@@ -418,84 +418,84 @@ def run(
     timeout: float | None = None,
     out: TextIO = sys.stderr,
 ) -> optuna.Study:
-    """Run trials until the study holds ``n_trials`` (a total, so a re-run resumes)."""
+    """Run trials until the study holds ``n_trials`` (a total, so a re-run resumes).
+
+    Args:
+        session: the open session (:func:`open_session`).
+        n_trials: the study's total (default: the spec's ``n_trials``).
+        timeout: stop starting new trials after this many seconds.
+        out: where the progress lines go.
+    """
     study, total = session.study, n_trials or session.spec.n_trials
     session.total = total
-    dead = fail_dead_local_trials(session)
-    if dead:
-        print(f"marked FAIL: trials {dead} (their worker process is gone)", file=out)
+    session.progress = Progress(study, total, out)
+    reap(session)
     objective = make_objective(session, out)
     deadline = None if timeout is None else time.monotonic() + timeout
-    progress = Progress(total, min(counted_trials(study), total), out)
-    try:
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                print(f"timeout of {timeout:g} s reached", file=out)
-                break
-            if not _run_one(session, objective):
-                break
-            frozen = session.storage.get_trial(session.current)  # type: ignore[arg-type]
-            session.ran.append(frozen.number)
-            progress.update(study, frozen, counted_trials(study))
-            if session.mistake is not None:
-                raise SpecError(f"{session.mistake}; trial {frozen.number} failed with it and the study "
-                                "stops here (it keeps what it has)")
-            _retry_baseline(session, frozen)
-            _count_failure(session, frozen)
-    finally:
-        progress.close()
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            session.progress.say(f"timeout of {timeout:g} s reached")
+            break
+        if not _run_one(session, objective):
+            if _wait_for_others(session):
+                continue  # a trial of a dead worker came back as a retry: run it
+            break
+        frozen = session.storage.get_trial(session.current)  # type: ignore[arg-type]
+        session.ran.append(frozen.number)
+        session.progress.finished(frozen)
+        if session.mistake is not None:
+            raise SpecError(f"{session.mistake}; trial {frozen.number} failed with it and the study "
+                            "stops here (it keeps what it has)")
+        if frozen.state == TrialState.FAIL and FAIL_TRACEBACK_ATTR in frozen.user_attrs:
+            session.progress.say(f"  its traceback: hpo best --study {study.study_name} --trial {frozen.number} "
+                                 f"(user attribute {FAIL_TRACEBACK_ATTR})")
+        _retry_baseline(session, frozen)
+        _count_failure(session, frozen)
     if session.exhausted:
-        print(f"the {session.spec.sampler.name} sampler has run every config of the space: the study is "
-              f"complete with {counted_trials(study)} trials", file=out)
+        session.progress.say(f"the {session.spec.sampler.name} sampler has run every config of the space: "
+                             f"the study is complete with {counted_trials(study)} trials")
     return study
 
 
-def _retry_baseline(session: Session, frozen: FrozenTrial) -> None:
-    """A failed kill-rule baseline (``baseline_trial``, or a retry of it) is queued again:
-    without it the kill rule judges no trial."""
-    if frozen.state != TrialState.FAIL:
-        return
-    if {frozen.number, frozen.system_attrs.get("failed_trial")} & set(baseline_trials(session.spec.pruners)):
-        session.retry(session.study, frozen)
+def reap(session: Session) -> None:
+    """Fail trials whose worker is gone (on this host: its process; elsewhere: no heartbeat
+    within the grace period) and queue their retries, so they neither hold a place in the
+    total nor stay RUNNING for ever."""
+    dead = fail_dead_local_trials(session)
+    if dead:
+        session.progress.say(f"marked FAIL: trials {dead} (their worker process is gone)")
+    if is_heartbeat_enabled(session.study._storage):
+        stale = fail_stale_trials(session.study)
+        if stale:
+            session.progress.say(f"marked FAIL: trials {stale} (no heartbeat within the grace period: their "
+                                 "worker is presumed dead)")
 
 
-def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]]) -> bool:
-    """Start one trial if the study is not full; the lock makes "count, then create" atomic."""
-    if session.lock is not None:
-        session.lock.acquire()
-    try:
-        waiting = session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if counted_trials(session.study) >= session.total and not waiting:
-            return False  # queued trials (retries, a design) already count: run them first
-        if not waiting and exhausted(session.study.sampler, session.study):
-            session.exhausted = True  # a next trial would repeat a config
-            return False
-        session.current = None
-        try:
-            session.study.optimize(objective, n_trials=1, catch=(Exception,))
-        except KeyboardInterrupt:
-            if session.current is not None:  # FAIL already; queue it to resume from its checkpoint
-                session.retry(session.study, session.storage.get_trial(session.current))
-            raise
-        if session.current is None:
-            raise HpoError("no trial could start (fix: check the sampler and the search space)")
-        return True
-    finally:
-        if session.lock is not None:
-            session.lock.release()
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Optuna's own reaping of trials without a heartbeat; the numbers it failed."""
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return sorted(before - after - {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                                               TrialState.PRUNED))})
 
 
-def _count_failure(session: Session, frozen: optuna.trial.FrozenTrial) -> None:
-    if frozen.state != TrialState.FAIL:
-        session.failures_in_a_row = 0
-        return
-    session.failures_in_a_row += 1
-    if session.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-        reason = frozen.user_attrs.get(FAIL_ATTR, "see the log")
-        raise HpoError(
-            f"{MAX_FAILURES_IN_A_ROW} trials in a row failed; the last: {reason} "
-            "(fix: run the objective once by hand; the study keeps what it has)"
-        )
+def _wait_for_others(session: Session) -> bool:
+    """The study looks full, but other workers' trials still run: wait until they finish, or
+    come back as retries because their worker died (then True: run them). A RUNNING trial
+    counts toward the total only while it can still finish."""
+    said = False
+    while True:
+        reap(session)
+        if session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return True
+        running = [t.number for t in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if not running or not is_heartbeat_enabled(session.study._storage):
+            return False  # nothing to wait for, or no heartbeat to tell a dead trial from a slow one
+        if not said:
+            session.progress.say(f"the study is full: waiting for trials {running} of other workers")
+            said = True
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 def optimize(
@@ -512,3 +512,9 @@ def optimize(
 
 def describe_storage(url: str | None) -> str:
     return redact(resolve_url(url))
+
+
+def is_heartbeat_enabled(storage: BaseStorage) -> bool:
+    """Whether the storage beats for running trials (an RDB opened with a heartbeat interval)."""
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    return callable(interval) and interval() is not None

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages._rdb import models
-from sqlalchemy import event, insert, text
+from sqlalchemy import delete, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -162,6 +162,20 @@ def note_on_finished_trial(storage: BaseStorage, trial_id: int, key: str, value:
     with backend.engine.begin() as conn:
         conn.execute(insert(models.TrialUserAttributeModel.__table__),
                      dict(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+
+
+def set_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
+    """A running trial's user attributes, all in one transaction on an RDB storage (one write
+    each costs milliseconds: 5,000 metrics took 40 s); through the public API elsewhere."""
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage) or len(attrs) < 8:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        return
+    table = models.TrialUserAttributeModel.__table__
+    with backend.engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(list(attrs))))
+        conn.execute(insert(table), [dict(trial_id=trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items()])
 
 
 def metric_key(step: int) -> str:

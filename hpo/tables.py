@@ -132,3 +132,14 @@ def progress_values(t: FrozenTrial, names: list[str]) -> str:
     if t.state != TrialState.COMPLETE or t.values is None:
         return ""
     return " " + value_text(t, names, clock=False)
+
+
+def best_text(study: optuna.Study) -> str:
+    """``best: time_to_target=41.3 (trial 3)`` (a miss reads as censored), or the front's size."""
+    ranked, fronts = rank(study.get_trials(deepcopy=False), study.directions)
+    if not ranked:
+        return "best: -"
+    if len(study.directions) > 1:
+        return f"pareto front: {sum(f == 1 for f in fronts.values())} trials"
+    names = list(study.metric_names or ["value"])
+    return f"best: {value_text(ranked[0], names, clock=False)} (trial {ranked[0].number})"

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpo.bulk import read_trials
 from hpo.design import Design, build_design
-from hpo.narrowing import Narrowing, narrow_study, stage2_name, write_spec
+from hpo.narrowing import WEAK, Narrowing, narrow_study, stage2_name, write_spec
 from hpo.pareto import complete_trials
 from hpo.runner import counted_trials, load_study, open_session, run, start_configs, unheld
 from hpo.space import distributions, searched
@@ -182,24 +182,44 @@ def plan_text(plan: Plan) -> str:
             what = f"= {d.value!r}" if d.action == "locked" else (
                 f"{_describe(old[d.name])} -> {_describe(d.param)}" if d.action == "narrowed" else _describe(d.param))
             lines.append(f"  {d.action:<9}{d.name} {what}   # {d.why}")
+        if plan.narrowing.missed:
+            lines.append(f"warning: top trials {plan.narrowing.missed} missed the target (censored): fewer trials "
+                         "reached it than --top asks for, and those rank first")
+        weak = [d.name for d in plan.narrowing.decisions if d.action == "locked" and WEAK in d.why]
+        if weak:
+            lines.append(f"warning: {', '.join(weak)} locked {WEAK}: one trial is weak evidence (fix: --top more "
+                         f"trials, or edit {plan.path} before stage 2 runs)")
     else:
         lines += [f"  space    {k} {_describe(p)}" for k, p in spec.space.items()]
     lines.append(f"  fixed: {spec.fixed}")
     lines.append(f"Stage-1 trials copied in as COMPLETE: {len(plan.copied)} {plan.copied}")
     d = plan.design
+    queue = design_to_queue(plan)
+    held = f"; {len(d.points) - len(queue)} held already by trials (copied or run): {len(queue)} to queue" \
+        if len(queue) != len(d.points) else ""
     lines.append(f"design: {len(d.points)} points, {d.method}"
-                 + (f" of the {d.full_size}-point full factorial" if d.full_size else ""))
+                 + (f" of the {d.full_size}-point full factorial" if d.full_size else "") + held)
     for name, values in d.levels.items():
         lines.append(f"  levels {name}: {values}")
     if d.points:
         lines.append(pd.DataFrame(d.points).to_string(index=True))
-    sampled = spec.n_trials - len(plan.copied) - len(d.points)
+    sampled = spec.n_trials - len(plan.copied) - len(queue)
     lines.append(f"then the {spec.sampler.name} sampler: n_trials {spec.n_trials} in all "
-                 f"({len(plan.copied)} copied + {len(d.points)} design + {max(sampled, 0)} sampled)")
+                 f"({len(plan.copied)} copied + {len(queue)} design + {max(sampled, 0)} sampled)")
     if sampled < 1 and d.points:
         lines.append(f"warning: n_trials {spec.n_trials} leaves no room to start the design "
                      f"(fix: raise n_trials in {plan.path})")
     return "\n".join(lines)
+
+
+def design_to_queue(plan: Plan) -> list[dict[str, Any]]:
+    """The design points that :func:`prepare` will queue: those no trial of the Stage-2 study,
+    and no Stage-1 trial it copies in, holds (:func:`hpo.runner.unheld`)."""
+    existing = find_study(plan.parent._storage, plan.spec.study)
+    trials = read_trials(existing) if existing is not None else []
+    copied = {t.system_attrs[FROM_ATTR]["trial"] for t in trials if FROM_ATTR in t.system_attrs}
+    coming = [_copy_trial(plan.parent, n, plan.spec) for n in plan.copied if n not in copied]
+    return unheld(plan.design.points, [*trials, *coming])
 
 
 def stage_done(study: optuna.Study, total: int) -> bool:

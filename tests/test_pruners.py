@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from curves import Curve, loss_rows, ppl_rows, pruned_steps, run_hpo_curves, run_plain_curves
+from curves import Curve, loss_rows, ppl_rows, pruned_steps, replay, run_hpo_curves, run_plain_curves
 from hpo.pruners import REASON_ATTR, REGISTRY, AnyPruner, KillRulePruner, TimeCapPruner, build_one, build_pruner
 from hpo.spec import PRUNERS, Component
 
@@ -400,3 +400,29 @@ def test_multi_objective_study_prunes_like_plain_optuna_in_the_curve_direction(
                            metrics={"val_loss": "minimize", "train_seconds": "minimize"},
                            curve={"metric": "val_acc", "direction": "maximize"})
     assert pruned_steps(study) == expected
+
+
+def test_a_failed_baseline_is_retried_and_judges_from_its_retry() -> None:
+    """Baseline trial 0 fails; its retry (queued at once, so trial 1) becomes the reference."""
+    calls = iter(["fail", "baseline", "good", "bad"])
+
+    def train(rows: Curve, report: Callable[..., None]) -> dict[str, float]:
+        kind = next(calls)
+        if kind == "fail":
+            raise RuntimeError("out of memory")
+        ppls = {"baseline": [20.0, 12.0, 10.0], "good": [20.0, 11.0, 9.0], "bad": [20.0, 19.0, 18.0]}[kind]
+        return replay(ppl_rows(ppls, [1 * M, 2 * M, 3 * M]), report)
+
+    study = run_hpo_curves([[]] * 4, kill_rule(baseline_trial=0, min_tokens=0), train=train, n_trials=3)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert study.trials[1].system_attrs["failed_trial"] == 0  # the retry of the baseline
+    assert reason(study, 3)["reference"] == 12.0  # the retried baseline's ppl at 2M tokens
+
+
+def test_a_kill_rule_without_its_baseline_says_so_on_each_trial() -> None:
+    curves = [ppl_rows([20.0, 19.0], [1 * M, 2 * M])] * 2
+    study = run_hpo_curves(curves, kill_rule(baseline_trial=7, min_tokens=0))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert [t.user_attrs["kill_rule_note"] for t in study.trials] == [
+        "not judged by the kill rule: its baseline trial 7 has not run yet"] * 2

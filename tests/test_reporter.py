@@ -169,3 +169,63 @@ def test_replay_helper_reports_rows_in_order() -> None:
     got: list[tuple[int, dict[str, float]]] = []
     replay([{"val_loss": 2.0}, {"step": 7, "val_loss": 1.0}], lambda step, **m: got.append((step, m)))
     assert got == [(1, {"val_loss": 2.0}), (7, {"val_loss": 1.0})]
+
+
+def test_a_report_without_the_clock_stops_the_study_after_one_trial() -> None:
+    rows = [{"val_loss": 3.0, "tokens": 1.0}]  # no train_seconds: the budget would read nothing
+    with pytest.raises(SpecError, match=r"clock: report\(step=1\) has no 'train_seconds', the clock the budget"):
+        run_hpo_curves([rows, rows], [], **TARGET)
+
+
+def test_clock_wall_is_measured_by_hpo_and_recorded_on_the_trial() -> None:
+    rows = [{"val_loss": 3.0, "tokens": 1.0}, {"val_loss": 1.5, "tokens": 2.0}]
+    study = run_hpo_curves([rows], [], **{**TARGET, "clock": "wall"})
+    t = study.trials[0]
+    assert t.user_attrs["clock"] == "wall" and t.user_attrs["reached_target"] is True
+    assert 0 < t.values[1] < 10.0  # wall seconds since the trial started, not a reported metric
+
+
+def test_the_spec_clock_decides_the_budget_and_the_time_to_target() -> None:
+    # train_seconds runs 10x faster than cpu_seconds: on cpu_seconds the 10 s budget is spent at step 3
+    rows = [{"val_loss": v, "train_seconds": 0.4 * s, "cpu_seconds": 4.0 * s} for s, v in
+            enumerate([3.0, 2.5, 2.2, 1.5], start=1)]
+    on_cpu = run_hpo_curves([rows], [], **{**TARGET, "clock": "cpu_seconds"}).trials[0]
+    assert on_cpu.user_attrs["reached_target"] is False and on_cpu.last_step == 3
+    assert on_cpu.user_attrs["clock"] == "cpu_seconds" and on_cpu.user_attrs["censored_at"] == 10.0
+    on_train = run_hpo_curves([rows], [], **TARGET).trials[0]
+    assert on_train.user_attrs["reached_target"] is True and on_train.values[1] == pytest.approx(1.6)
+
+
+def swallowing(rows: Curve, report: Callable[..., None]) -> dict[str, float]:
+    """A training loop whose bare ``except:`` swallows hpo's stop and keeps reporting, then
+    claims a perfect result (issue 17)."""
+    for i, row in enumerate(rows, start=1):
+        try:
+            report(i, **row)
+        except BaseException:  # noqa: BLE001 - the point of the test
+            pass
+    return {"val_loss": 0.0}
+
+
+def test_a_swallowed_stop_still_decides_the_outcome() -> None:
+    # the target (< 2.0) is crossed at step 2; steps 3 and 4 and the returned 0.0 do not count
+    reached = run_hpo_curves([timed([3.0, 1.9, 1.0, math.nan], [1.0, 2.0, 3.0, 4.0])], [], train=swallowing,
+                             **TARGET)
+    t = reached.trials[0]
+    assert t.state == TrialState.COMPLETE and t.values == [1.9, 2.0] and t.last_step == 2
+    # pruned by a threshold at step 2: PRUNED, whatever the function returns
+    pruned = run_hpo_curves([loss_rows([3.0, 9.0, 1.0])],
+                            [{"name": "threshold", "options": {"upper": 5.0}}], train=swallowing)
+    assert pruned.trials[0].state == TrialState.PRUNED and pruned.trials[0].last_step == 2
+
+
+def test_no_pruner_stops_a_trial_at_its_last_step() -> None:
+    # max_steps (curve.length_key) is 4: a decision at step 4 would save nothing (the reporter asks
+    # no pruner there, whichever it is)
+    pruner = {"name": "threshold", "options": {"upper": 2.5}}
+    late = loss_rows([2.0, 2.0, 2.0, 3.0])
+    study = run_hpo_curves([loss_rows([1.0, 0.9, 0.8, 0.7]), late], [pruner], fixed={"max_steps": 4})
+    assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].last_step == 4
+    early = run_hpo_curves([loss_rows([1.0, 0.9, 0.8, 0.7]), [*late, *loss_rows([3.0])]], [pruner],
+                           fixed={"max_steps": 5})
+    assert early.trials[1].state == TrialState.PRUNED  # the same decision before the last step prunes

@@ -21,6 +21,9 @@ def cmd_best(args: argparse.Namespace) -> int:
     written = export_trial(study, trial, args.export, args.artifacts)
     for what, path in written.items():
         print(f"{what}: {path}", file=sys.stderr)
+    if "checkpoint" not in written:
+        print(f"checkpoint: none (trial {trial.number} saved none: its objective never called "
+              "report.checkpoint(state))", file=sys.stderr)
     return 0
 
 

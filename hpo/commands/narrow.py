@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study
+from hpo.cli import _add_storage, _add_study, _load_study, run_options
 from hpo.errors import HpoError, SpecError
 
 DESIGNS = ("fractional", "none")
@@ -41,11 +40,9 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``optimize`` flags that :func:`hpo.runner.open_session` takes (heartbeat, grace, ...)."""
-    from hpo.runner import open_session
-
-    accepted = inspect.signature(open_session).parameters
-    return {k: v for k, v in vars(args).items() if k in accepted and k not in ("spec", "storage_url")}
+    """The ``optimize`` flags that :func:`hpo.runner.open_session` takes (heartbeat, grace, ...),
+    by name."""
+    return run_options(args)
 
 
 def optimize_two_stage(spec: Any, args: argparse.Namespace) -> int:
