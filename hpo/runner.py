@@ -410,6 +410,9 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
             values.append(float(value))
         return values
 
+    return objective
+
+
 
 
 def run(
@@ -496,6 +499,68 @@ def _wait_for_others(session: Session) -> bool:
             session.progress.say(f"the study is full: waiting for trials {running} of other workers")
             said = True
         time.sleep(WAIT_POLL_SECONDS)
+
+
+def _retry_baseline(session: Session, frozen: FrozenTrial) -> None:
+    """A failed kill-rule baseline (``baseline_trial``, or a retry of it) is queued again:
+    without it the kill rule judges no trial."""
+    if frozen.state != TrialState.FAIL:
+        return
+    if {frozen.number, frozen.system_attrs.get("failed_trial")} & set(baseline_trials(session.spec.pruners)):
+        session.retry(session.study, frozen)
+
+
+def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]]) -> bool:
+    """Start one trial if the study is not full; the lock makes "count, then create" atomic."""
+    if session.lock is not None:
+        session.lock.acquire()
+    try:
+        waiting = session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if counted_trials(session.study) >= session.total and not waiting:
+            return False  # queued trials (retries, a design) already count: run them first
+        if not waiting and exhausted(session.study.sampler, session.study):
+            session.exhausted = True  # a next trial would repeat a config
+            return False
+        session.current = None
+        newest = max((t.number for t in session.study.get_trials(deepcopy=False)), default=-1)
+        try:
+            session.study.optimize(objective, n_trials=1, catch=(Exception,))
+        except KeyboardInterrupt:
+            if session.current is not None:  # FAIL already; queue it to resume from its checkpoint
+                session.retry(session.study, session.storage.get_trial(session.current))
+            raise
+        except Exception as e:  # noqa: BLE001 - raised before the objective ran: the sampler
+            _fail_unstarted(session, newest, f"sampler: {type(e).__name__}: {e}")
+            raise HpoError(f"the {session.spec.sampler.name} sampler failed: {type(e).__name__}: {e} "
+                           "(fix: check sampler.options and the search space)") from None
+        if session.current is None:
+            raise HpoError("no trial could start (fix: check the sampler and the search space)")
+        return True
+    finally:
+        if session.lock is not None:
+            session.lock.release()
+
+
+def _fail_unstarted(session: Session, newest: int, reason: str) -> None:
+    """The trial Optuna created before its sampler raised stays RUNNING: fail it with the reason.
+    Under the study lock no other worker creates trials, so it is the newest without a worker."""
+    for t in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number > newest and WORKER_ATTR not in t.system_attrs:
+            session.storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, reason)
+            session.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+def _count_failure(session: Session, frozen: optuna.trial.FrozenTrial) -> None:
+    if frozen.state != TrialState.FAIL:
+        session.failures_in_a_row = 0
+        return
+    session.failures_in_a_row += 1
+    if session.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        reason = frozen.user_attrs.get(FAIL_ATTR, "see the log")
+        raise HpoError(
+            f"{MAX_FAILURES_IN_A_ROW} trials in a row failed; the last: {reason} "
+            "(fix: run the objective once by hand; the study keeps what it has)"
+        )
 
 
 def optimize(
