@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from conftest import run_hpo
 from curves import Curve, loss_rows, pruned_steps, replay, run_hpo_curves
-from hpo.errors import SpecError
+from hpo.errors import HpoError, SpecError
 from hpo.pruners import REASON_ATTR
 from hpo.storage import metric_key, open_storage
 
@@ -229,3 +229,62 @@ def test_no_pruner_stops_a_trial_at_its_last_step() -> None:
     early = run_hpo_curves([loss_rows([1.0, 0.9, 0.8, 0.7]), [*late, *loss_rows([3.0])]], [pruner],
                            fixed={"max_steps": 5})
     assert early.trials[1].state == TrialState.PRUNED  # the same decision before the last step prunes
+
+
+def _misbehaving(kind: str) -> Callable[[Curve, Callable[..., None]], Any]:
+    """Misbehaves in its first call only."""
+    calls: list[int] = []
+
+    def train(rows: Curve, report: Callable[..., None]) -> Any:
+        report(1, val_loss=3.0, tokens=1.0, train_seconds=0.1)
+        calls.append(1)
+        if len(calls) > 1:
+            return {}
+        if kind == "hang":
+            import time
+
+            time.sleep(30)
+        if kind == "exit":
+            raise SystemExit(0)
+        return {"nan": {"val_loss": math.nan}, "text": {"val_loss": "low"}}.get(kind, {})
+    return train
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("hang", "watchdog: no report for 2 s of wall-clock time (4 x the 0.5 s budget)"),
+    ("exit", "the objective called sys.exit(0)"),
+    ("nan", "the objective returned val_loss=nan (not a finite number)"),
+])
+def test_a_misbehaving_objective_fails_its_trial_with_the_reason(kind: str, reason: str) -> None:
+    study = run_hpo_curves([[], []], [], train=_misbehaving(kind), trial_budget_seconds=0.5, n_trials=1)
+    t = study.trials[0]
+    assert t.state == TrialState.FAIL and t.user_attrs["fail_reason"].startswith(reason)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE], "the study goes on"
+
+
+def test_a_non_numeric_result_stops_the_study_after_one_trial() -> None:
+    with pytest.raises(SpecError, match=r"metrics.val_loss: the objective gave 'low', not a number"):
+        run_hpo_curves([[], []], [], train=_misbehaving("text"))
+
+
+def test_a_failed_trial_keeps_the_end_of_its_traceback(tmp_path: Path) -> None:
+    def train(rows: Curve, report: Callable[..., None]) -> Any:
+        def deep() -> None:
+            raise RuntimeError("CUDA out of memory")
+        deep()
+
+    with pytest.raises(HpoError, match="5 trials in a row failed; the last: RuntimeError: CUDA out of memory"):
+        run_hpo_curves([[]] * 5, [], train=train, n_trials=1, url=f"sqlite:///{tmp_path / 'f.db'}")
+    t = optuna.load_study(study_name="replay", storage=f"sqlite:///{tmp_path / 'f.db'}").trials[0]
+    assert t.user_attrs["fail_reason"] == "RuntimeError: CUDA out of memory"
+    assert "in deep" in t.user_attrs["fail_traceback"]
+    assert t.user_attrs["fail_traceback"].endswith("RuntimeError: CUDA out of memory")
+
+
+def test_five_thousand_metrics_in_one_report_are_all_kept(tmp_path: Path) -> None:
+    metrics = {f"layer{i}_norm": float(i) for i in range(5000)}
+    rows = [{"val_loss": 2.0, **metrics}]
+    study = run_hpo_curves([rows], [], url=f"sqlite:///{tmp_path / 'm.db'}")
+    t = study.trials[0]
+    assert t.state == TrialState.COMPLETE and t.user_attrs["layer4999_norm"] == 4999.0
+    assert sum(k.startswith("layer") for k in t.user_attrs) == 5000

@@ -150,3 +150,31 @@ def test_sigterm_mid_trial_then_rerun_resumes_it(workdir: Path) -> None:
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == first.params
     assert _first_step(retry[0]) == first.system_attrs[CHECKPOINT_ATTR]["step"] + 1 > 1
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
+
+
+def test_a_dead_worker_on_another_host_is_reaped_when_the_study_looks_full(tmp_path: Path, pg_url: str) -> None:
+    """Issue 17: killed on one host, re-run on another: the dead trial held the last place in the
+    total, so the re-run used to print [2/2] and leave it RUNNING for ever."""
+    name, artifacts = "zombie", tmp_path / "artifacts"
+    for m in ("a", "b"):
+        _spec(tmp_path / m, name, n_trials=2, sleep_per_step=0.2)
+    a = _worker(tmp_path / "a", name, pg_url, artifacts, "host-a")
+    _wait(lambda: any(t.state == TrialState.RUNNING and t.number == 1 and t.intermediate_values
+                      for t in _trials(pg_url, name)), timeout=180)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    b = _worker(tmp_path / "b", name, pg_url, artifacts, "host-b")  # heartbeat 1 s, grace 4 s
+    _, err = b.communicate(timeout=180)
+    assert b.returncode == 0, err
+    trials = _trials(pg_url, name)
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2, [(t.number, t.state.name) for t in trials]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert trials[1].state == TrialState.FAIL and "no heartbeat" in trials[1].user_attrs["fail_reason"]
+    assert "the study is full: waiting for trials [1] of other workers" in err
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url)).trials
+    except KeyError:
+        return []
