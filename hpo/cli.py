@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import signal
 import warnings
@@ -20,6 +21,7 @@ from hpo.errors import HpoError, SpecError
 from hpo.storage import open_storage, redact, resolve_url
 
 Command = Callable[[argparse.Namespace], int]
+WORKER_ENV = "HPO_WORKER"  # set in the workers of ``optimize --workers N`` (hpo.workers)
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
@@ -78,8 +80,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from hpo.workers import run_workers
 
-        load_study(spec, open_storage(args.storage))  # create it once, before the workers race
-        return run_workers(_without_workers(args.argv), args.workers)
+        study = load_study(spec, open_storage(args.storage))  # create it once, before the workers race
+        code = run_workers(_without_workers(args.argv), args.workers)
+        if code == 0:
+            from hpo.tables import summary
+
+            print(summary(study))  # once, here: the workers print only their trials
+        return code
     session = open_session(spec, args.storage, source=args.spec or f"search_spaces/{spec.study}.yaml", **run_options(args))
     print(f"study {spec.study} in {redact(resolve_url(args.storage))}", file=sys.stderr)
     try:
@@ -88,9 +95,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print("interrupted: the running trial is marked FAIL; re-run the same command to continue",
               file=sys.stderr)
         return 130
-    from hpo.tables import summary  # pandas: not needed before the end
+    if os.environ.get(WORKER_ENV) is None:  # a worker of --workers N: its parent sums up
+        from hpo.tables import summary  # pandas: not needed before the end
 
-    print(summary(study))
+        print(summary(study))
     return 0
 
 
