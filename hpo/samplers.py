@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import optuna
 
-from hpo.errors import SpecError
+from hpo.errors import SpecError, first_line
+from hpo.options import OptionError, check_options
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
 
@@ -39,12 +40,20 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 
 
 def build_sampler(spec: StudySpec, source: str = "spec") -> optuna.samplers.BaseSampler:
+    """The spec's sampler, its options checked first (:mod:`hpo.options`); every problem is
+    one :class:`SpecError` line naming ``source`` (the spec file)."""
     name, options = spec.sampler.name, dict(spec.sampler.options)
     try:
         if name == "grid":
+            check_options(optuna.samplers.GridSampler, options, skip=("search_space",))
             return _grid(spec, options)
+        check_options(SAMPLERS[name], options)
         return SAMPLERS[name](**options)
     except SpecError as e:
         raise SpecError(f"{source}: {e}") from None
+    except OptionError as e:
+        raise SpecError(f"{source}: sampler.options.{e.field}: {e}") from None
     except (TypeError, ValueError, ImportError) as e:
-        raise SpecError(f"{source}: sampler.options: {e} (fix: see optuna.samplers.{type(e).__name__})") from None
+        first = first_line(e)
+        raise SpecError(f"{source}: sampler.options: {first} (fix: see optuna.samplers' documentation of "
+                        f"the {name} sampler)") from None
