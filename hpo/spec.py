@@ -390,6 +390,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
         return f"{_shown(value)} must be {bounds[kind]} {limit} (fix: give a number {bounds[kind]} {limit})"
+    if kind == "string_too_short":
+        return "is empty (fix: give a name)"
     if kind == "too_short":
         return f"is empty (fix: give at least {ctx.get('min_length', 1)})"
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -457,7 +459,8 @@ def find_spec(study: str | None, spec_path: str | None, root: Path | None = None
     if spec_path:
         return Path(spec_path)
     if not study:
-        raise SpecError("command line: give --study NAME or --spec PATH")
+        raise SpecError("command line: --study: missing (fix: give --study NAME, for search_spaces/NAME.yaml, "
+                        "or --spec PATH)")
     return (root or Path.cwd()) / "search_spaces" / f"{study}.yaml"
 
 

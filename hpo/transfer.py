@@ -173,7 +173,7 @@ def copy_studies(
     artifacts_to: str | Path | None = None,
 ) -> list[tuple[str, int, int, int]]:
     """Copy studies (all, or ``names``); returns (study, trials, artifacts, refused checkpoints) per study."""
-    src, dst = open_storage(from_url), open_storage(to_url)
+    src, dst = open_storage(from_url, create=False), open_storage(to_url)
     available = _names(src)
     names = names or [n for n in available if not _is_partial(n, src)]
     missing = [n for n in names if n not in available]
