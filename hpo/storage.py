@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,7 +172,9 @@ def _rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
     """RDBStorage, retried while another process is creating the same schema."""
     for attempt in range(20):
         try:
-            return RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
         except SQLAlchemyError as e:
             racing = "already exists" in str(e) or "alembic_version" in str(e)
             if not racing or attempt == 19:
