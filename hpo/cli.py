@@ -19,7 +19,7 @@ from typing import Any, Callable, NoReturn
 import optuna
 
 from hpo.errors import HpoError, SpecError
-from hpo.storage import check_url, open_storage, redact, resolve_url
+from hpo.storage import check_url, load_study, open_storage, redact, resolve_url
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -85,14 +85,7 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
     """The study ``--study`` names, for a command that only reads: it creates no database."""
     if not args.study:
         raise SpecError("command line: --study: missing (fix: --study NAME; `hpo studies` lists them)")
-    storage = open_storage(args.storage, create=False)
-    try:
-        return optuna.load_study(study_name=args.study, storage=storage)
-    except KeyError:
-        raise HpoError(
-            f"study '{args.study}' not found in {redact(resolve_url(args.storage))} "
-            "(fix: `hpo studies` lists the studies there)"
-        ) from None
+    return load_study(args.study, args.storage)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

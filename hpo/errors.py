@@ -8,6 +8,10 @@ class HpoError(Exception):
 
     exit_code = 1
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython and Jupyter show instead of a traceback: the one line."""
+        return [f"error: {self}"]
+
 
 class SpecError(HpoError):
     """A bad spec or command line: ``file: field: problem (fix: ...)``."""

@@ -88,6 +88,47 @@ def check_url(url: str | None) -> str:
     return url
 
 
+def project_storage(start: str | Path | None = None) -> str:
+    """The storage a notebook opens by default: ``$HPO_STORAGE``, else the project's ``studies.db``.
+
+    A Jupyter kernel starts in ``notebooks/``, not where ``hpo optimize`` ran: this looks for
+    ``studies.db`` in ``start`` (default: the working directory) and then in each parent up
+    to the project's root (the first holding ``search_spaces/`` or ``pyproject.toml``). It
+    never names a file that is not there, so no empty database is created.
+
+    Args:
+        start: where to start looking.
+
+    Raises:
+        HpoError: one line when there is none.
+    """
+    if os.environ.get("HPO_STORAGE"):
+        return os.environ["HPO_STORAGE"]
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "studies.db").is_file():
+            return f"sqlite:///{folder / 'studies.db'}"
+        if (folder / "search_spaces").is_dir() or (folder / "pyproject.toml").is_file():
+            break
+    raise HpoError(f"no studies.db in {here} or up to its project's root (fix: run hpo optimize in the project "
+                   "first, or set STORAGE=URL before starting Jupyter)")
+
+
+def load_study(name: str, url: str | None = None) -> optuna.Study:
+    """An existing study, for reading: creates no database; a missing one is one line.
+
+    Args:
+        name: the study's name.
+        url: the storage (None: ``$HPO_STORAGE`` or the default).
+    """
+    storage = open_storage(url, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise HpoError(f"study '{name}' not found in {redact(resolve_url(url))} "
+                       "(fix: `hpo studies` lists the studies there)") from None
+
+
 def _tune_sqlite(engine: Any) -> None:
     """WAL lets readers and one writer work at once; a long busy timeout queues writers."""
 
