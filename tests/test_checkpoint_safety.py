@@ -114,13 +114,19 @@ def test_a_retry_refuses_a_planted_checkpoint_and_starts_fresh(workdir: Path) ->
     assert min(retry[0].intermediate_values) == 1, "a refused checkpoint means a fresh start"
 
 
-def test_best_export_refuses_a_planted_checkpoint(tmp_path: Path, capsys: object) -> None:
+def _planted_best(tmp_path: Path) -> tuple[str, str, Path]:
+    """A known study whose best trial's checkpoint in ``tmp_path/store`` has been replaced by a
+    planted one; returns (storage URL, artifact id, the file its unpickling would create)."""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = known_study(url)
     add_best_with_checkpoint(study, tmp_path / "store", tmp_path)
     artifact_id = study.best_trial.system_attrs[CHECKPOINT_ATTR]["artifact_id"]
-    evidence = tmp_path / "evidence"
-    plant(tmp_path / "store" / artifact_id, evidence)
+    plant(tmp_path / "store" / artifact_id, tmp_path / "evidence")
+    return url, artifact_id, tmp_path / "evidence"
+
+
+def test_best_export_refuses_a_planted_checkpoint(tmp_path: Path, capsys: object) -> None:
+    url, _, evidence = _planted_best(tmp_path)
     out = tmp_path / "out"
     code = main(["best", "--study", "known", "--storage", url, "--export", str(out),
                  "--artifacts", str(tmp_path / "store")])
@@ -132,12 +138,7 @@ def test_best_export_refuses_a_planted_checkpoint(tmp_path: Path, capsys: object
 
 
 def test_copy_does_not_spread_a_planted_checkpoint(tmp_path: Path, capsys: object) -> None:
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
-    study = known_study(url)
-    add_best_with_checkpoint(study, tmp_path / "store", tmp_path)
-    artifact_id = study.best_trial.system_attrs[CHECKPOINT_ATTR]["artifact_id"]
-    evidence = tmp_path / "evidence"
-    plant(tmp_path / "store" / artifact_id, evidence)
+    url, artifact_id, evidence = _planted_best(tmp_path)
     assert main(["copy", "--from", url, "--to", f"sqlite:///{tmp_path / 'b.db'}", "--artifacts-from",
                  str(tmp_path / "store"), "--artifacts-to", str(tmp_path / "other")]) == 0
     assert "0 artifact files, 1 checkpoints refused" in capsys.readouterr().out  # type: ignore[attr-defined]
