@@ -8,20 +8,79 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import pkgutil
 import signal
 import warnings
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import optuna
 
 from hpo.errors import HpoError, SpecError
-from hpo.storage import open_storage, redact, resolve_url
+from hpo.storage import check_url, load_study, open_storage, redact, resolve_url
 
 Command = Callable[[argparse.Namespace], int]
 WORKER_ENV = "HPO_WORKER"  # set in the workers of ``optimize --workers N`` (hpo.workers)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its mistakes as one line ``command line: --flag: problem (fix: ...)``, exit 2
+    (argparse prints the whole usage first, which buries the line that matters)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        flag, sep, problem = message.partition(": ")
+        where = f"{flag.split('/')[0]}: {problem}" if sep else message
+        fix = "" if "(fix:" in message else f" (fix: see {self.prog} --help)"
+        print(f"error: command line: {where}{fix}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (fix: e.g. {max(minimum, 1)})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum} (fix: give {minimum} or more)")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (fix: e.g. 3600)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number of seconds (fix: e.g. 3600)")
+    return value
+
+
+def factor(text: str) -> float:
+    """An argparse type: a finite number >= 0 (a multiple; 0 turns the thing off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (fix: e.g. 4, or 0 for off)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0 (fix: e.g. 4, or 0 for off)")
+    return value
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    value = count(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (fix: 1..65535, e.g. 8080)")
+    return value
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
@@ -36,11 +95,12 @@ def _add_study(p: argparse.ArgumentParser, spec: bool = True) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options of every command that runs trials: heartbeats, retries, checkpoints."""
-    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval in s on an RDB storage (0: off)")
-    p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
-    p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
+    p.add_argument("--heartbeat", type=count(0), default=10, help="heartbeat interval in s on an RDB storage (0: off)")
+    p.add_argument("--grace", type=count(1),
+                   help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
+    p.add_argument("--max-retry", type=count(0), default=3, help="times a dead or interrupted trial is re-queued")
     p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
-    p.add_argument("--watchdog", type=float, default=4.0,
+    p.add_argument("--watchdog", type=factor, default=4.0,
                    help="end a trial silent for this many times its budget in wall-clock seconds (0: off; default 4)")
 
 
@@ -51,28 +111,21 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_study(args: argparse.Namespace) -> optuna.Study:
-    storage = open_storage(args.storage)
+    """The study ``--study`` names, for a command that only reads: it creates no database."""
     if not args.study:
-        raise SpecError("command line: --study NAME is required")
-    try:
-        return optuna.load_study(study_name=args.study, storage=storage)
-    except KeyError:
-        raise HpoError(
-            f"study '{args.study}' not found in {redact(resolve_url(args.storage))} "
-            "(fix: `hpo studies` lists the studies there)"
-        ) from None
+        raise SpecError("command line: --study: missing (fix: --study NAME; `hpo studies` lists them)")
+    return load_study(args.study, args.storage)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from hpo.runner import load_study, open_session, run
     from hpo.spec import find_spec, load_spec
 
+    check_url(args.storage)  # a bad --storage is one line before anything is read or imported
     # A parent of workers only finds the objective's module: the workers import it.
     spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1)
     if args.study and args.spec and spec.study != args.study:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
-    if args.workers < 1:
-        raise SpecError("command line: --workers must be >= 1")
     if args.two_stage or args.dry_run:
         from hpo.commands.narrow import optimize_two_stage
 
@@ -117,7 +170,7 @@ def _without_workers(argv: list[str]) -> list[str]:
 def cmd_studies(args: argparse.Namespace) -> int:
     from hpo.tables import studies_table
 
-    print(studies_table(open_storage(args.storage)))
+    print(studies_table(open_storage(args.storage, create=False)))
     return 0
 
 
@@ -131,15 +184,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hpo", description="Persistent Optuna studies for training runs.")
+    parser = Parser(prog="hpo", description="Persistent Optuna studies for training runs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("optimize", help="create or resume a study and run trials")
     _add_study(p)
     _add_storage(p)
-    p.add_argument("--n-trials", type=int, help="total trials the study should hold (default: the spec's n_trials)")
-    p.add_argument("--timeout", type=float, help="stop starting new trials after S seconds")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one GPU each on CUDA)")
+    p.add_argument("--n-trials", type=count(1),
+                   help="total trials the study should hold (default: the spec's n_trials)")
+    p.add_argument("--timeout", type=seconds, help="stop starting new trials after S seconds")
+    p.add_argument("--workers", type=count(1), default=1,
+                   help="worker processes on this machine (one GPU each on CUDA)")
     add_run_options(p)
     from hpo.commands.narrow import add_options
 
@@ -176,17 +231,44 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``hpo`` command; returns its exit code (2: bad input, 1: another problem).
+
+    Args:
+        argv: the arguments; None reads ``sys.argv`` and, as ``python -m hpo`` does, puts the
+            working directory first on the import path, so the ``hpo`` console script finds
+            an objective module that lives here too.
+    """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     signal.signal(signal.SIGTERM, _sigterm)
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a mistake argparse already printed as one line
+        return int(e.code or 0)
     args.argv = argv
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except HpoError as e:
         print(f"error: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hpo show ... | head`: the reader has what it wanted
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a captured, in-process stdout has no real file
+        pass

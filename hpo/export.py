@@ -7,7 +7,9 @@ Like the seeds' ``best_model/`` with its metadata, the export directory holds:
 * ``metrics.json``: study, trial, objective values by name, every recorded metric, params,
   the last report's metrics, times, and where the checkpoint came from;
 * the trial's newest checkpoint (system attr ``hpo:checkpoint``, see :mod:`hpo.artifacts`),
-  when it has one, downloaded from the artifact store under its original file name.
+  when it has one, downloaded from the artifact store under its original file name, and only
+  if ``torch.load(weights_only=True)`` accepts it: the store is writable by others, so a
+  checkpoint that would need a full unpickle is refused (one line, and no file is left).
 
 "Best" in a multi-objective study is the Pareto-front trial best in ``metric`` (default:
 the first objective); ``trial`` picks any trial by number instead.
@@ -26,7 +28,7 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from hpo import display
-from hpo.artifacts import CHECKPOINT_ATTR, artifact_dir, open_artifact_store
+from hpo.artifacts import CHECKPOINT_ATTR, CheckpointRefused, artifact_dir, open_artifact_store, safe_load
 from hpo.attrs import REACHED_ATTR
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
@@ -97,7 +99,18 @@ def trial_metadata(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
 
 def download_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: str | os.PathLike[str] | None,
                         out_dir: Path) -> Path | None:
-    """The trial's newest checkpoint as ``out_dir/<its original file name>``; None without one."""
+    """The trial's newest checkpoint as ``out_dir/<its original file name>``; None without one.
+
+    Args:
+        study: the trial's study.
+        trial: the trial (a retry points at its parent's checkpoint).
+        artifacts: the artifact store directory (None: ``$HPO_ARTIFACTS`` or ``artifacts/``).
+        out_dir: where the file goes.
+
+    Raises:
+        HpoError: when the artifact cannot be read, or is refused by
+            :func:`hpo.artifacts.safe_load` (then nothing is left in ``out_dir``).
+    """
     ref = trial.system_attrs.get(CHECKPOINT_ATTR)
     if not ref:
         return None
@@ -106,13 +119,23 @@ def download_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: str 
     # A retried trial points at its parent's checkpoint, whose metadata is the parent's.
     name = next((m.filename for m in metas if m.artifact_id == artifact_id), None)
     path = out_dir / Path(name or f"checkpoint-step{ref.get('step')}.pt").name
+    partial = path.with_name(path.name + ".partial")
     try:
-        optuna.artifacts.download_artifact(artifact_store=open_artifact_store(artifacts), file_path=str(path),
+        optuna.artifacts.download_artifact(artifact_store=open_artifact_store(artifacts), file_path=str(partial),
                                            artifact_id=artifact_id)
     except Exception as e:  # noqa: BLE001 - a missing file in any store backend is one line
+        partial.unlink(missing_ok=True)
         raise HpoError(f"trial {trial.number}: checkpoint artifact {artifact_id} (step {ref.get('step')}) cannot be "
                        f"read from the artifact store {artifact_dir(artifacts)}: {type(e).__name__} "
                        "(fix: --artifacts DIR where the run stored it, or $HPO_ARTIFACTS)") from None
+    try:
+        safe_load(partial)
+    except CheckpointRefused as e:
+        partial.unlink()
+        raise HpoError(f"trial {trial.number}: checkpoint artifact {artifact_id} (step {ref.get('step')}) refused, "
+                       f"not exported: {e} (fix: a checkpoint may hold only tensors, numbers, strings, lists, "
+                       "tuples and dicts; see hpo.artifacts)") from None
+    partial.replace(path)
     return path
 
 
@@ -130,10 +153,17 @@ def export_trial(study: optuna.Study, trial: FrozenTrial, out_dir: str | os.Path
               "# the full training config; paste it as the fixed: section of a spec to re-run it\n")
     written = {"config": out / "config.yaml", "metrics": out / "metrics.json"}
     written["config"].write_text(header + yaml.safe_dump(meta["config"], sort_keys=False))
-    checkpoint = None
+    checkpoint, problem = None, None
     if trial.system_attrs.get(CHECKPOINT_ATTR):
-        checkpoint = download_checkpoint(study, trial, artifacts, out)
-        written["checkpoint"] = checkpoint
+        try:
+            checkpoint = download_checkpoint(study, trial, artifacts, out)
+            written["checkpoint"] = checkpoint
+        except HpoError as e:  # the config and metrics are still worth having
+            problem = e
     meta["checkpoint_file"] = checkpoint.name if checkpoint else None
+    if problem is not None:
+        meta["checkpoint_problem"] = str(problem)
     written["metrics"].write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    if problem is not None:
+        raise problem
     return written

@@ -34,13 +34,30 @@ def make_evaluator(name: str) -> BaseImportanceEvaluator:
 
 
 @contextmanager
-def quiet_optuna() -> Iterator[None]:
+def quiet_optuna(notes: list[str] | None = None) -> Iterator[None]:
     """Silence Optuna's experimental-API warnings and PED-ANOVA's "lower is better" reminder
-    (``objective_target`` orients the targets)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+    (``objective_target`` orients the targets); its other warnings (e.g. "the importance of
+    the parameter may be inaccurate", once per parameter and objective) go to ``notes``, once
+    each, or are warned once each when no list is given.
+
+    Args:
+        notes: where to collect the remaining warnings' messages.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
+    kept: list[str] = []
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, optuna.exceptions.ExperimentalWarning) or text.startswith(
+                "PedAnovaImportanceEvaluator computes") or text in kept:
+            continue
+        kept.append(text)
+    if notes is not None:
+        notes.extend(t for t in kept if t not in notes)
+    else:
+        for text in kept:
+            warnings.warn(text, UserWarning, stacklevel=3)
 
 
 def objective_target(study: optuna.Study, metric: str | None, lower_is_better: bool = False
@@ -54,14 +71,16 @@ def objective_target(study: optuna.Study, metric: str | None, lower_is_better: b
 
 
 def importances(study: optuna.Study, evaluator: str = "ped-anova", metric: str | None = None) -> pd.DataFrame:
-    """Importance of each parameter (rows, most important first) for each objective (columns)."""
+    """Importance of each parameter (rows, most important first) for each objective (columns);
+    ``df.attrs["notes"]`` holds Optuna's caveats about them (each once) instead of warnings."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         raise HpoError(f"study '{study.study_name}' has {len(complete)} COMPLETE trials; importance needs "
                        "at least 2 (fix: run more trials)")
     names = [metric] if metric else metric_names(study)
     columns: dict[str, dict[str, float]] = {}
-    with quiet_optuna():
+    notes: list[str] = []
+    with quiet_optuna(notes):
         for name in names:
             _, target = objective_target(study, name, lower_is_better=evaluator == "ped-anova")
             columns[name] = optuna.importance.get_param_importances(
@@ -70,7 +89,9 @@ def importances(study: optuna.Study, evaluator: str = "ped-anova", metric: str |
             columns[PARETO_COLUMN] = optuna.importance.get_param_importances(study, evaluator=make_evaluator(evaluator))
     df = pd.DataFrame(columns).fillna(0.0)
     df.index.name = "param"
-    return df.sort_values(list(df.columns), ascending=False)
+    df = df.sort_values(list(df.columns), ascending=False)
+    df.attrs["notes"] = notes  # Optuna's caveats (few trials, small regimes), each once
+    return df
 
 
 def importance_table(df: pd.DataFrame, evaluator: str) -> str:

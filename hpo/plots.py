@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from hpo.bulk import read_trials
-from hpo.errors import HpoError
+from hpo.errors import HpoError, first_line
 from hpo.importance import make_evaluator, objective_target, quiet_optuna
 from hpo.storage import trial_metrics
 from hpo.study_info import study_spec
@@ -119,6 +119,6 @@ def save(fig: go.Figure, out: str | Path) -> Path:
     try:
         fig.write_image(out, width=1000, height=600)
     except Exception as e:  # noqa: BLE001 - kaleido's failures (e.g. no browser) become one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first_line(e)
         raise HpoError(f"--out {out}: the PNG export failed: {first} (fix: write .html instead)") from None
     return out

@@ -15,6 +15,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.errors import SpecError, first_line
+from hpo.options import OptionError, check_options
 from hpo.spec import Component
 from hpo.storage import metric_key, trial_metrics
 
@@ -280,7 +282,16 @@ def _patient(**options: Any) -> BasePruner:
     """``PatientPruner``; ``wrapped`` is a pruner component (name + options) or absent."""
     opts = dict(options)
     wrapped = opts.pop("wrapped", None)
-    inner = build_one(Component.model_validate(wrapped)) if wrapped else None
+    check_options(optuna.pruners.PatientPruner, opts, skip=("wrapped_pruner",))
+    inner = None
+    if wrapped is not None:
+        if not isinstance(wrapped, dict) or wrapped.get("name") not in REGISTRY or set(wrapped) - {"name", "options"}:
+            raise OptionError("wrapped", f"{wrapped!r} is not a pruner (fix: e.g. wrapped: {{name: median, "
+                                         f"options: {{}}}}, name one of {', '.join(REGISTRY)})")
+        try:
+            inner = build_one(Component.model_validate(wrapped))
+        except OptionError as e:
+            raise OptionError(f"wrapped.options.{e.field}", str(e)) from None
     return optuna.pruners.PatientPruner(inner, **opts)
 
 
@@ -299,23 +310,46 @@ REGISTRY: dict[str, Any] = {
 
 
 def build_one(component: Component, clock: str | None = None) -> BasePruner:
-    """One pruner; ``time_cap`` reads the study's ``clock`` unless its options name one."""
+    """One pruner from its spec component; its options are checked first (:mod:`hpo.options`);
+    ``time_cap`` reads the study's ``clock`` unless its options name one.
+
+    Raises:
+        OptionError: an option the pruner cannot take (``field`` names it).
+        TypeError, ValueError: the pruner's own constructor refused the options.
+    """
+    factory = REGISTRY[component.name]
+    if factory is not _patient:
+        check_options(factory, component.options)
     options = dict(component.options)
     if component.name == "time_cap" and clock is not None:
         options.setdefault("clock", clock)
-    return REGISTRY[component.name](**options)
+    return factory(**options)
 
 
-def build_pruner(components: list[Component], clock: str | None = None) -> BasePruner:
+def build_pruner(components: list[Component], source: str | None = None, clock: str | None = None) -> BasePruner:
     """The spec's pruner list as one pruner (Nop for none, "any" for several).
 
     Args:
         components: the spec's ``pruners``.
+        source: the spec file's name: problems then become one :class:`SpecError` line
+            ``source: pruners[i].options.NAME: problem (fix: ...)``; None raises them as they are.
         clock: the study's clock (the default of ``time_cap``).
     """
     if not components:
         return optuna.pruners.NopPruner()
-    built = [(c.name, build_one(c, clock)) for c in components]
+    built = []
+    for i, c in enumerate(components):
+        try:
+            built.append((c.name, build_one(c, clock)))
+        except OptionError as e:
+            if source is None:
+                raise
+            raise SpecError(f"{source}: pruners[{i}].options.{e.field}: {e}") from None
+        except (TypeError, ValueError) as e:
+            if source is None:
+                raise
+            raise SpecError(f"{source}: pruners[{i}].options: {first_line(e)} "
+                            f"(fix: see the options of {c.name} in the README)") from None
     return AnyPruner(built)
 
 

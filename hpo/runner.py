@@ -33,11 +33,11 @@ from hpo.watchdog import TrialHung, Watchdog
 from hpo.retries import RetryFromCheckpoint, is_rerun
 from hpo.samplers import EXHAUSTIBLE, build_sampler, exhausted
 from hpo.space import suggest_config
-from hpo.spec import StudySpec, dump_spec, same_params
+from hpo.spec import StudySpec, same_params
+from hpo.study_info import SPEC_ATTR, store_spec  # noqa: F401 - SPEC_ATTR: where callers found it
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url, set_user_attrs
 from hpo.view import CurveView, view_study
 
-SPEC_ATTR = "hpo:spec"
 WORKER_ATTR = "hpo:worker"
 HOLDER_POLL_SECONDS = 2.0
 WAIT_POLL_SECONDS = 2.0
@@ -101,7 +101,7 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
             f"study '{spec.study}' exists with metrics {names}, the spec says {list(spec.metrics)} "
             "(fix: give the spec a new study name)"
         )
-    study.set_user_attr(SPEC_ATTR, dump_spec(spec))
+    store_spec(study, spec)
     return study
 
 
@@ -173,10 +173,7 @@ def open_session(
         kwargs = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
                       heartbeat_stale_trial_callback=_on_stale(retry))
     storage = open_storage(storage_url, **kwargs)
-    try:
-        pruner = build_pruner(spec.pruners, spec.clock)
-    except (TypeError, ValueError) as e:
-        raise SpecError(f"{spec.study}: pruners.options: {e} (fix: check the pruner's options)") from None
+    pruner = build_pruner(spec.pruners, source, clock=spec.clock)
     study = load_study(spec, storage)
     lock = StudyLock(storage_url, spec.study, getattr(storage, "engine", None))
     enqueue_start(study, spec, lock)

@@ -21,7 +21,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.errors import SpecError
+from hpo.errors import SpecError, first_line
+from hpo.options import OptionError, check_options
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
 SEED_ATTR = "hpo:sampler_seed"
@@ -121,7 +122,9 @@ class TrialSeededSampler(BaseSampler):
 
 
 def build_sampler(spec: StudySpec, source: str = "spec") -> optuna.samplers.BaseSampler:
-    """The spec's sampler; seeded per trial when the spec gives a seed (module doc).
+    """The spec's sampler, its options checked first (:mod:`hpo.options`), seeded per trial when
+    the spec gives a seed (module doc); every problem is one :class:`SpecError` line naming
+    ``source``.
 
     Args:
         spec: the study spec.
@@ -134,16 +137,24 @@ def build_sampler(spec: StudySpec, source: str = "spec") -> optuna.samplers.Base
         return _grid(spec, opts) if name == "grid" else SAMPLERS[name](**opts)
 
     try:
+        if name == "grid":
+            check_options(optuna.samplers.GridSampler, options, skip=("search_space",))
+        else:
+            check_options(SAMPLERS[name], options)
         seed = options.pop("seed", None)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+            raise OptionError("seed", f"must be an integer, got {seed!r} (fix: e.g. seed: 0)")
         if name in ONE_SEED or (seed is None and name not in EXHAUSTIBLE):
             return make(seed)
         return TrialSeededSampler(make, seed)
     except SpecError as e:
         raise SpecError(f"{source}: {e}") from None
+    except OptionError as e:
+        raise SpecError(f"{source}: sampler.options.{e.field}: {e}") from None
     except (TypeError, ValueError, ImportError) as e:
-        raise SpecError(f"{source}: sampler.options: {e} (fix: see optuna.samplers.{type(e).__name__})") from None
+        first = first_line(e)
+        raise SpecError(f"{source}: sampler.options: {first} (fix: see optuna.samplers' documentation of "
+                        f"the {name} sampler)") from None
 
 
 def exhausted(sampler: BaseSampler, study: Study) -> bool:

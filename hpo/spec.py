@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import math
+import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hpo.errors import SpecError
+from hpo.errors import SpecError, first_line
+from hpo.safe_yaml import read_yaml
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "nsga3", "qmc", "grid", "bruteforce")
 PRUNERS = (
@@ -35,7 +38,8 @@ WALL_CLOCK = "wall"  # the clock hpo measures itself: wall seconds since the tri
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN in any float field: a budget of .inf or a NaN bound is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Choice = Union[None, bool, int, float, str]
@@ -67,6 +71,8 @@ class FloatParam(_Param):
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined for a float (fix: drop one)")
         _check_range(self.low, self.high, self.log, self.step)
         return self
 
@@ -95,6 +101,11 @@ class CategoricalParam(_Param):
     def _non_empty(cls, v: list[Any]) -> list[Any]:
         if not v:
             raise ValueError("choices is empty (fix: list at least one value)")
+        for i, c in enumerate(v):
+            if isinstance(c, float) and not math.isfinite(c):
+                raise ValueError(f"choice {c} is not a finite number (fix: remove it or give a number)")
+            if any(same_value(c, d) for d in v[:i]):
+                raise ValueError(f"{c!r} is listed twice (fix: list each choice once)")
         return v
 
 
@@ -141,7 +152,17 @@ def _check_range(low: float, high: float, log: bool, step: float | None) -> None
     if log and low <= 0:
         raise ValueError(f"log: true needs low > 0, got low={low} (fix: raise low or set log: false)")
     if step is not None and step <= 0:
-        raise ValueError(f"step must be > 0, got {step}")
+        raise ValueError(f"step must be > 0, got {step} (fix: a positive step, or none)")
+    if step is not None and high > low:
+        span = high - low
+        if step > span:
+            raise ValueError(f"step {step} is larger than the range {low}..{high}, which would leave one value "
+                             f"(fix: a step <= {span:g}, or fixed: instead of space:)")
+        k = span / step
+        if abs(k - round(k)) > 1e-6 * max(1.0, k):
+            fitted = low + math.floor(k + 1e-9) * step
+            raise ValueError(f"high {high} is not low {low} plus a multiple of step {step} "
+                             f"(fix: high: {fitted:.12g}, or another step)")
 
 
 class Component(_Strict):
@@ -277,6 +298,9 @@ class StudySpec(_Strict):
         for name, p in self.space.items():
             for key, values in (p.when or {}).items():
                 cond = self.space.get(key)
+                if key == name:
+                    raise ValueError(f"space.{name}.when: names {name} itself (fix: name another categorical "
+                                     "parameter listed above it, or drop when)")
                 if not isinstance(cond, CategoricalParam) or names.index(key) > names.index(name):
                     raise ValueError(f"space.{name}.when: '{key}' is not a categorical parameter listed before "
                                      f"{name} (fix: name one, e.g. optimizer, above {name})")
@@ -313,6 +337,7 @@ class StudySpec(_Strict):
         import of torch in the parent would delay every worker's start by seconds.
         """
         module_name = self.objective.split(":")[0]
+        _not_python_itself(module_name, self.objective)
         try:
             found = importlib.util.find_spec(module_name)
         except Exception:  # noqa: BLE001 - a missing parent package raises instead of returning None
@@ -324,65 +349,148 @@ class StudySpec(_Strict):
             )
 
     def load_objective(self) -> Callable[..., dict[str, float]]:
-        """Import ``module:function``; raises :class:`SpecError` on failure."""
+        """Import ``module:function`` and check that it is a Python function of your own that
+        accepts ``(config, report)``; raises :class:`SpecError` on failure."""
         module_name, func_name = self.objective.split(":")
+        _not_python_itself(module_name, self.objective)
         try:
             module = importlib.import_module(module_name)
         except Exception as e:  # noqa: BLE001 - any import failure is a spec problem
             raise SpecError(
-                f"objective: cannot import module '{module_name}': {type(e).__name__}: {e} "
+                f"objective: cannot import module '{module_name}': {type(e).__name__}: {first_line(e)} "
                 "(fix: check the name and that it is installed or on PYTHONPATH)"
             ) from None
+        except SystemExit as e:
+            raise SpecError(f"objective: importing module '{module_name}' called sys.exit({e.code}) "
+                            "(fix: guard script code with if __name__ == '__main__':)") from None
         func = getattr(module, func_name, None)
         if not callable(func):
             raise SpecError(
                 f"objective: module '{module_name}' has no function '{func_name}' (fix: check the name)"
             )
+        if not inspect.isfunction(func):
+            raise SpecError(f"objective: '{self.objective}' is a {type(func).__name__}, not a Python function "
+                            "(fix: name a def train(config, report) in your own module)")
+        _not_python_itself(func.__module__ or module_name, self.objective)
+        try:
+            inspect.signature(func).bind({}, None)
+        except TypeError:
+            raise SpecError(f"objective: {func_name}{inspect.signature(func)} does not accept (config, report) "
+                            f"(fix: def {func_name}(config, report): ...)") from None
         return func
+
+
+def _not_python_itself(module_name: str, objective: str) -> None:
+    """Refuse Python's own modules (``os:system``, ``builtins:eval``): not a training function."""
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise SpecError(f"objective: '{objective}' is in Python's standard library, not a training function "
+                        "(fix: name your own module:function, e.g. objectives.ngpt_ttt:train)")
+
+
+_UNION_TAGS = {"float", "int", "categorical", "bool", "str", "none"}
+_NUMBER = "a number (fix: write a number, e.g. 0.5)"
+_PLAIN = {
+    "int_parsing": "an integer (fix: write a whole number, e.g. 10)",
+    "int_type": "an integer (fix: write a whole number, e.g. 10)",
+    "int_from_float": "an integer (fix: write a whole number, e.g. 10)",
+    "float_parsing": _NUMBER,
+    "float_type": _NUMBER,
+    "finite_number": "a finite number (fix: give a finite number, not .inf or .nan)",
+    "bool_parsing": "true or false (fix: write true or false)",
+    "bool_type": "true or false (fix: write true or false)",
+    "string_type": "a string (fix: write text)",
+    "dict_type": "a mapping (fix: write name: value pairs, e.g. {a: 1})",
+    "list_type": "a list (fix: write a list, e.g. [a, b])",
+}
 
 
 def _location(loc: tuple[Any, ...]) -> str:
     # Drop pydantic's union tags (e.g. "float", "FloatParam") so the path reads like the YAML.
-    parts = [str(p) for p in loc if str(p) not in {"float", "int", "categorical"} and "[" not in str(p)]
+    parts = [str(p) for p in loc if str(p) not in _UNION_TAGS and "[" not in str(p)]
     return ".".join(parts) or "(top level)"
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _message(err: dict[str, Any]) -> str:
-    kind = err["type"]
+    """One pydantic error as ``problem (fix: ...)``."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
         return "unknown key (fix: remove it or check its spelling)"
     if kind == "missing":
         return "required field is missing (fix: add it)"
+    if kind == "union_tag_not_found":
+        return "type is missing (fix: add type: float, int or categorical)"
     if kind == "union_tag_invalid":
-        return "type must be float, int or categorical (fix: set type)"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
+        return f"type {ctx.get('tag')!r} is unknown (fix: type: float, int or categorical)"
+    if kind in _PLAIN:
+        return f"{_shown(value)} is not {_PLAIN[kind]}"
+    if kind == "literal_error":
+        return f"{_shown(value)} is not {ctx.get('expected')} (fix: use one of them)"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"{_shown(value)} must be {bounds[kind]} {limit} (fix: give a number {bounds[kind]} {limit})"
+    if kind == "string_too_short":
+        return "is empty (fix: give a name)"
+    if kind == "too_short":
+        return f"is empty (fix: give at least {ctx.get('min_length', 1)})"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return msg if "(fix:" in msg else f"{msg} (fix: see the README, Study specs)"
+
+
+def _first_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first error; for a value none of a union's types accepts (a choice), one error for all."""
+    first = errors[0]
+    if not first["loc"] or str(first["loc"][-1]) not in _UNION_TAGS:
+        return first
+    same = [e for e in errors if e["loc"][:-1] == first["loc"][:-1]]
+    if len(same) < 2:  # a discriminated union (space entries) reports its one member
+        return first
+    finite = [e for e in same if e["type"] == "finite_number"]
+    if finite:
+        return finite[0]
+    return {**first, "type": "value_error",
+            "msg": f"{_shown(first.get('input'))} is not null, true/false, a number or a string "
+                   "(fix: give one of those)"}
 
 
 def parse_spec(data: Any, source: str) -> StudySpec:
-    """Validate a loaded mapping; every problem becomes one ``source: field: message`` line."""
+    """Validate a loaded mapping; the first problem becomes one ``source: field: message`` line."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: (top level): expected a mapping of spec fields (fix: see README)")
     try:
         return StudySpec.model_validate(data)
     except ValidationError as e:
-        lines = [f"{source}: {_location(err['loc'])}: {_message(err)}" for err in e.errors()]
-        raise SpecError("\n".join(lines)) from None
+        err = _first_problem(e.errors())
+        where, message = _location(err["loc"]), _message(err)
+        named = re.match(r"([\w\[\]]+(?:\.[\w\[\]]+)*): (.*)$", message)
+        if not err["loc"] and named:  # a whole-spec check names its own field, e.g. space.lr.when
+            where, message = named.groups()
+        raise SpecError(f"{source}: {where}: {message}") from None
 
 
 def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
-    """Read, validate and (optionally) check the objective of a spec file: import it, or with
-    ``import_objective=False`` only find its module."""
+    """Read, validate, build the sampler and pruners of (without a storage), and (optionally)
+    check the objective of a spec file: import it, or with ``import_objective=False`` only find
+    its module. Every problem is one :class:`SpecError` line naming the file.
+
+    Args:
+        path: the spec file.
+        check_objective: whether to check the objective at all.
+        import_objective: import it and check its signature (else only find its module).
+    """
+    from hpo.pruners import build_pruner  # they import this module
+    from hpo.samplers import build_sampler
+
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: file not found (fix: check --study/--spec; specs live in search_spaces/)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(parse)"
-        raise SpecError(f"{path}: {where}: not valid YAML: {getattr(e, 'problem', e)} (fix: the syntax)") from None
-    spec = parse_spec(data, str(path))
+    spec = parse_spec(read_yaml(path), str(path))
+    build_sampler(spec, str(path))
+    build_pruner(spec.pruners, str(path))
     if check_objective:
         try:
             spec.load_objective() if import_objective else spec.locate_objective()
@@ -396,7 +504,8 @@ def find_spec(study: str | None, spec_path: str | None, root: Path | None = None
     if spec_path:
         return Path(spec_path)
     if not study:
-        raise SpecError("command line: give --study NAME or --spec PATH")
+        raise SpecError("command line: --study: missing (fix: give --study NAME, for search_spaces/NAME.yaml, "
+                        "or --spec PATH)")
     return (root or Path.cwd()) / "search_spaces" / f"{study}.yaml"
 
 

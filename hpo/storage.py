@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ from sqlalchemy import delete, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from hpo.errors import HpoError
+from hpo.errors import HpoError, SpecError, first_line
 
 DEFAULT_URL = "sqlite:///studies.db"
 SQLITE_BUSY_SECONDS = 60
@@ -23,18 +24,109 @@ JOURNAL_PREFIX = "journal:"
 
 
 def resolve_url(url: str | None) -> str:
-    """``--storage`` wins, then ``$HPO_STORAGE``, then ``studies.db`` in the working directory."""
+    """``--storage`` wins, then ``$HPO_STORAGE``, then ``studies.db`` in the working directory.
+
+    An empty ``--storage ''`` is a mistake, not "the default": it raises :class:`SpecError`.
+    """
+    if url is not None and not url.strip():
+        raise SpecError("command line: --storage: is empty (fix: give a URL such as sqlite:///studies.db, "
+                        "or leave --storage out for the default)")
     return url or os.environ.get("HPO_STORAGE") or DEFAULT_URL
 
 
 def redact(url: str) -> str:
-    """The URL as safe to print: any password replaced by ``***``."""
+    """The URL as safe to print: any password replaced by ``***``, even in a URL that does not
+    parse (everything between the user name and the last ``@`` is hidden)."""
     if url.startswith(JOURNAL_PREFIX):
         return url
+    scheme, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    userinfo, host = tail.rsplit("@", 1)
+    user, has_password, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
+def _origin(url: str | None) -> str:
+    """Where the storage URL came from, as the start of an error line."""
+    if url is not None:
+        return "command line: --storage"
+    return "HPO_STORAGE" if os.environ.get("HPO_STORAGE") else f"command line: (default storage {DEFAULT_URL})"
+
+
+def check_url(url: str | None) -> str:
+    """The resolved storage URL, or one :class:`SpecError` line saying what is wrong with it.
+
+    Args:
+        url: ``--storage`` as given (None: ``$HPO_STORAGE`` or the default).
+    """
+    origin = _origin(url)
+    url = resolve_url(url)
+    shown = redact(url)
+    if url.startswith(JOURNAL_PREFIX):
+        if not url[len(JOURNAL_PREFIX):].strip():
+            raise SpecError(f"{origin}: journal: names no file (fix: journal:PATH, e.g. journal:studies.log)")
+        return url
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a non-numeric port raises here
     except ArgumentError:
-        return "<unparseable storage URL>"
+        raise SpecError(f"{origin}: {shown} is not a storage URL (fix: e.g. sqlite:///studies.db, "
+                        "postgresql+psycopg://user@host/db or journal:PATH)") from None
+    except ValueError:
+        raise SpecError(f"{origin}: {shown}: the port is not a number (fix: host:5432, or no port)") from None
+    if "@" in (parsed.host or "") or "@" in (parsed.username or ""):
+        raise SpecError(f"{origin}: {shown}: the user or password holds an unescaped @ "
+                        "(fix: write @ as %40 in the URL)")
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise SpecError(f"{origin}: {shown} names no file (an in-memory database keeps nothing) "
+                            "(fix: sqlite:///studies.db)")
+    elif not parsed.database:
+        raise SpecError(f"{origin}: {shown} names no database (fix: add /DBNAME, e.g. "
+                        f"{parsed.get_backend_name()}://user@host/studies)")
+    return url
+
+
+def project_storage(start: str | Path | None = None) -> str:
+    """The storage a notebook opens by default: ``$HPO_STORAGE``, else the project's ``studies.db``.
+
+    A Jupyter kernel starts in ``notebooks/``, not where ``hpo optimize`` ran: this looks for
+    ``studies.db`` in ``start`` (default: the working directory) and then in each parent up
+    to the project's root (the first holding ``search_spaces/`` or ``pyproject.toml``). It
+    never names a file that is not there, so no empty database is created.
+
+    Args:
+        start: where to start looking.
+
+    Raises:
+        HpoError: one line when there is none.
+    """
+    if os.environ.get("HPO_STORAGE"):
+        return os.environ["HPO_STORAGE"]
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "studies.db").is_file():
+            return f"sqlite:///{folder / 'studies.db'}"
+        if (folder / "search_spaces").is_dir() or (folder / "pyproject.toml").is_file():
+            break
+    raise HpoError(f"no studies.db in {here} or up to its project's root (fix: run hpo optimize in the project "
+                   "first, or set STORAGE=URL before starting Jupyter)")
+
+
+def load_study(name: str, url: str | None = None) -> optuna.Study:
+    """An existing study, for reading: creates no database; a missing one is one line.
+
+    Args:
+        name: the study's name.
+        url: the storage (None: ``$HPO_STORAGE`` or the default).
+    """
+    storage = open_storage(url, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise HpoError(f"study '{name}' not found in {redact(resolve_url(url))} "
+                       "(fix: `hpo studies` lists the studies there)") from None
 
 
 def _tune_sqlite(engine: Any) -> None:
@@ -54,17 +146,27 @@ def _tune_sqlite(engine: Any) -> None:
 def open_storage(
     url: str | None = None,
     *,
+    create: bool = True,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     heartbeat_stale_trial_callback: Callable[..., None] | None = None,
 ) -> BaseStorage:
-    """Open (and create) a storage; connection problems become one :class:`HpoError` line."""
-    url = resolve_url(url)
+    """Open a storage; every problem with it is one :class:`HpoError` line without the password.
+
+    Args:
+        url: ``--storage`` as given (None: ``$HPO_STORAGE`` or ``studies.db`` here).
+        create: create a missing SQLite or journal file (``hpo optimize``); read-only commands
+            pass False and get one line instead of a new empty file.
+        heartbeat_interval: Optuna's heartbeat interval (RDB storages).
+        grace_period: seconds without a heartbeat before a trial is declared dead.
+        heartbeat_stale_trial_callback: called with each trial found dead.
+    """
+    origin = _origin(url)
+    url = check_url(url)
+    if not create:
+        _exists(url, origin)
     if url.startswith(JOURNAL_PREFIX):
-        path = url[len(JOURNAL_PREFIX) :]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(path)
-        return JournalStorage(backend)
+        return _journal(url, origin)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
@@ -79,9 +181,8 @@ def open_storage(
             heartbeat_stale_trial_callback=heartbeat_stale_trial_callback,
         )
     except (SQLAlchemyError, ArgumentError, ImportError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HpoError(
-            f"storage {redact(url)}: cannot open: {first} "
+            f"storage {redact(url)}: cannot open: {first_line(e)} "
             "(fix: check --storage / HPO_STORAGE, that the server runs and its driver is installed)"
         ) from None
     if url.startswith("sqlite"):
@@ -89,11 +190,32 @@ def open_storage(
     return storage
 
 
+def _exists(url: str, origin: str) -> None:
+    """For a read-only command: the file of a SQLite or journal URL must already be there."""
+    path = Path(url[len(JOURNAL_PREFIX):]) if url.startswith(JOURNAL_PREFIX) else (
+        Path(make_url(url).database or "") if make_url(url).get_backend_name() == "sqlite" else None)
+    if path is not None and not path.is_file():
+        raise SpecError(f"{origin}: no such file {path} in {Path.cwd()} (fix: check the path, or run this where "
+                        "hpo optimize made it; this command creates no database)")
+
+
+def _journal(url: str, origin: str) -> JournalStorage:
+    path = Path(url[len(JOURNAL_PREFIX):])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    except OSError as e:
+        raise SpecError(f"{origin}: {url}: cannot open: {e.strerror or e} (fix: a journal file in a "
+                        "directory you can write)") from None
+
+
 def _rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
     """RDBStorage, retried while another process is creating the same schema."""
     for attempt in range(20):
         try:
-            return RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
         except SQLAlchemyError as e:
             racing = "already exists" in str(e) or "alembic_version" in str(e)
             if not racing or attempt == 19:

@@ -68,7 +68,7 @@ def run_hpo_curves(curves: list[Curve], pruners: list[dict[str, Any]], url: str 
     storage = open_storage(url) if url else InMemoryStorage()
     study = load_study(spec, storage)
     queue = iter(curves)
-    session = Session(spec=spec, study=study, storage=storage, pruner=build_pruner(spec.pruners, spec.clock),
+    session = Session(spec=spec, study=study, storage=storage, pruner=build_pruner(spec.pruners, clock=spec.clock),
                       train=lambda config, report: train(next(queue), report))
     run(session, out=io.StringIO())
     return study

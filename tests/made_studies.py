@@ -73,9 +73,11 @@ def known_mo_study(url: str, name: str = "known_mo") -> optuna.Study:
 def add_best_with_checkpoint(study: optuna.Study, store: Path, tmp_path: Path) -> bytes:
     """A new best trial of a known study (val_loss 2.0) that saved a checkpoint while running,
     as runs do: uploaded to the artifact store at ``store``, recorded in ``hpo:checkpoint``."""
-    data = b"\x00weights\xff"
+    import torch  # a real checkpoint: export and copy accept only what torch.load(weights_only=True) does
+
     src = tmp_path / "ckpt_step30.pt"
-    src.write_bytes(data)
+    torch.save({"step": 30, "weights": [1.0, 2.0]}, src)
+    data = src.read_bytes()
     trial = study.ask({"lr": LR, "width": WIDTH})
     artifact_id = optuna.artifacts.upload_artifact(
         artifact_store=open_artifact_store(store), file_path=str(src), study_or_trial=trial)

@@ -42,12 +42,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
     plus a study whose best trial has a checkpoint in the artifact store."""
     tmp = tmp_path_factory.mktemp("dash")
     url = shared_sweeps(tmp_path_factory)
-    add_best_with_checkpoint(known_study(url, "dash_known"), tmp / "artifacts", tmp)
+    data = add_best_with_checkpoint(known_study(url, "dash_known"), tmp / "artifacts", tmp)
     port = _free_port()
+    log = (tmp / "dashboard.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpo", "dashboard", "--storage", url, "--port", str(port),
          "--artifacts", str(tmp / "artifacts")],
-        cwd=tmp, env=hpo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp, env=hpo_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -57,12 +58,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ob
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the dashboard did not come up: {proc.stdout.read() if proc.stdout else ''}")
+                    pytest.fail(f"the dashboard did not come up: {(tmp / 'dashboard.log').read_text()}")
                 time.sleep(0.3)
-        yield {"base": base, "url": url, "tmp": tmp}
+        yield {"base": base, "url": url, "tmp": tmp, "data": data}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        log.close()
 
 
 def _study_ids(base: str) -> dict[str, int]:
@@ -90,7 +92,15 @@ def test_checkpoints_are_served_from_our_artifact_store(dashboard: dict[str, obj
     best = study.best_trial
     ref = best.system_attrs["hpo:checkpoint"]
     status, body = _get(f"{base}/artifacts/{_study_ids(base)['dash_known']}/{best._trial_id}/{ref['artifact_id']}")
-    assert status == 200 and body == b"\x00weights\xff"
+    assert status == 200 and body == dashboard["data"]
+
+
+def test_the_dashboard_logs_no_line_per_request(dashboard: dict[str, object]) -> None:
+    base, tmp = str(dashboard["base"]), Path(str(dashboard["tmp"]))
+    for _ in range(3):
+        _get(base + "/api/studies")
+    log = (tmp / "dashboard.log").read_text()
+    assert "GET /api/studies" not in log and log.count("\n") == 1, log  # the one "optuna-dashboard on ..." line
 
 
 def test_browser_shows_trials_and_curves(dashboard: dict[str, object], tmp_path: Path) -> None:

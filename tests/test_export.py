@@ -98,7 +98,7 @@ def test_export_of_a_checkpoint_saved_by_a_real_run(tmp_path: Path) -> None:
     best = study.best_trial
     assert main(["best", "--study", "ckpt", "--storage", url, "--export", str(tmp_path / "out"),
                  "--artifacts", str(tmp_path / "artifacts")]) == 0
-    state = torch.load(tmp_path / "out" / "checkpoint-step8.pt", weights_only=False)
+    state = torch.load(tmp_path / "out" / "checkpoint-step8.pt", weights_only=True)
     assert state == {"step": 8, "weights": [best.params["lr"]] * 4}
     meta = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert meta["checkpoint"]["step"] == 8 and meta["checkpoint_file"] == "checkpoint-step8.pt"

@@ -58,3 +58,22 @@ def test_cli_prints_a_ranked_table(url: str, capsys: pytest.CaptureFixture[str])
 def test_two_trial_study_works(tmp_path: Path) -> None:
     df = importances(known_mo_study(f"sqlite:///{tmp_path / 'k.db'}"))
     assert list(df.index) == ["lr"]
+
+
+def test_optunas_caveats_are_one_note_not_a_warning_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A conditional parameter seen in one trial makes PED-ANOVA warn per objective; hpo says it once."""
+    import warnings
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = optuna.create_study(study_name="cond", storage=url, directions=["minimize", "minimize"])
+    x, mom = optuna.distributions.FloatDistribution(0, 1), optuna.distributions.FloatDistribution(0.5, 0.9)
+    study.add_trials([optuna.create_trial(values=[i / 8, 1 - i / 8], params={"x": i / 8, **({"mom": 0.7} if i == 3 else {})},
+                                          distributions={"x": x, **({"mom": mom} if i == 3 else {})}) for i in range(8)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = importances(study)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
+    assert any("may be inaccurate" in n for n in df.attrs["notes"])
+    assert main(["importance", "--study", "cond", "--storage", url]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("note: ") and "Warning" not in err, err

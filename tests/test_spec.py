@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import run_hpo
+from hpo.cli import main
 from hpo.errors import SpecError
 from hpo.spec import load_spec
 
@@ -76,6 +78,35 @@ BAD = [
                                                "before act"),
     (_variant(space__lr__when={"act": "relu"}), "space.lr.when: 'act' is not a categorical parameter listed "
                                                 "before lr"),
+    # issue 17: each of these was accepted silently, failed after trials, or ended in a traceback
+    ("study: t\nobjective: objectives.synthetic:train\nmetrics: {val_loss: minimize, val_loss: maximize}\n",
+     "line 3: not valid YAML: key 'val_loss' is given twice (first on line 3) (fix: keep one)"),
+    (_variant(space__width={"type": "int", "low": 0, "high": 5, "step": 10}),
+     "space.width: step 10 is larger than the range 0..5"),
+    (_variant(space__width={"type": "int", "low": 16, "high": 130, "step": 16}),
+     "space.width: high 130 is not low 16 plus a multiple of step 16 (fix: high: 128"),
+    (_variant(space__act__when={"act": "relu"}), "space.act.when: names act itself"),
+    (_variant(space__act__choices=["relu", "relu"]), "space.act.choices: 'relu' is listed twice"),
+    (_variant(space__act__choices=[1.0, float("nan")]), "space.act.choices.1: nan is not a finite number"),
+    (_variant(pruners=[{"name": "kill_rule", "options": {"threshold": "high"}}]),
+     "pruners[0].options.threshold: 'high' is not a number (fix: give a number)"),
+    (_variant(pruners=[{"name": "hyperband", "options": {"min_resource": -3}}]),
+     "pruners[0].options.min_resource: -3 is negative (fix: give a number >= 0)"),
+    (_variant(sampler={"name": "cmaes", "options": {"sigma0": -1}}), "sampler.options.sigma0: -1 is negative"),
+    (_variant(sampler={"name": "tpe", "options": {"n_startup_trials": "ten"}}),
+     "sampler.options.n_startup_trials: 'ten' is not an integer"),
+    (_variant(pruners=[{"name": "patient", "options": {"patience": 2, "wrapped": {"name": "nosuch"}}}]),
+     "pruners[0].options.wrapped: {'name': 'nosuch'} is not a pruner"),
+    (_variant(pruners=[{"name": "patient", "options": {"wrapped": {"name": "median", "options": {"x": 1}}}}]),
+     "pruners[0].options.wrapped.options.x: unknown option"),
+    (_variant(trial_budget_seconds=float("inf")), "trial_budget_seconds: inf is not a finite number"),
+    (_variant(objective="os:system"), "objective: 'os:system' is in Python's standard library"),
+    (_variant(objective="builtins:eval"), "objective: 'builtins:eval' is in Python's standard library"),
+    (_variant(space__lr__step=0.001), "space.lr: log and step cannot be combined for a float"),
+    (_variant(space__lr={"low": 0.1, "high": 0.2}), "space.lr: type is missing (fix: add type: float, int or "
+                                                    "categorical)"),
+    (_variant(n_trials="ten"), "n_trials: 'ten' is not an integer (fix:"),
+    ("study: t\nfixed: {a: " + "[" * 20000 + "]" * 20000 + "}\n", "line 2: nested more than 50 levels deep"),
 ]
 
 
@@ -88,6 +119,40 @@ def test_bad_spec_is_one_line(tmp_path: Path, data: object, expected: str) -> No
     assert message.startswith(str(path)), message
     assert expected in message
     assert "\n" not in message
+
+
+def test_alias_bomb_is_refused_before_anything_is_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    text = "study: t\nobjective: objectives.synthetic:train\nmetrics: {val_loss: minimize}\nfixed:\n  a: &a [x,x,x,x,x,x,x,x,x]\n"
+    for prev, name in zip("abcdefg", "bcdefgh"):
+        text += f"  {name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    assert len(text) < 600
+    monkeypatch.chdir(tmp_path)
+    assert main(["optimize", "--spec", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fixed: expands to 54,481,005 values through YAML aliases (limit 100,000)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("study: t\n".encode("utf-16"), "(file): is UTF-16 text (fix: save it as UTF-8)"),
+    ("study: t\n# caf\xe9\n".encode("latin-1"), "line 2: byte 0xe9 is not UTF-8 text"),
+])
+def test_files_that_are_not_utf8(tmp_path: Path, data: bytes, expected: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SpecError, match=re.escape(expected)):
+        load_spec(path)
+
+
+def test_the_objective_signature_is_checked_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "one_arg.py").write_text("def train(config):\n    return {}\n\nnot_a_function = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError, match=re.escape("objective: train(config) does not accept (config, report) "
+                                                  "(fix: def train(config, report): ...)")):
+        load_spec(_write(tmp_path, _variant(objective="one_arg:train")))
+    with pytest.raises(SpecError, match="has no function 'not_a_function'"):
+        load_spec(_write(tmp_path, _variant(objective="one_arg:not_a_function")))
 
 
 def test_cli_bad_spec_exits_2_without_traceback(tmp_path: Path) -> None:

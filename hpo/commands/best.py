@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study
+from hpo.cli import _add_storage, _add_study, _load_study, count
 
 
 def cmd_best(args: argparse.Namespace) -> int:
@@ -34,6 +34,6 @@ def register(sub: Any) -> None:
     p.add_argument("--export", metavar="DIR", help="write config.yaml, metrics.json and the checkpoint here")
     p.add_argument("--metric", help="multi-objective: the Pareto-front trial best in this objective "
                                     "(default: the first)")
-    p.add_argument("--trial", type=int, help="this trial number instead of the best")
+    p.add_argument("--trial", type=count(0), help="this trial number instead of the best")
     p.add_argument("--artifacts", help="artifact store directory (default: $HPO_ARTIFACTS or artifacts/)")
     p.set_defaults(func=cmd_best)

@@ -1,4 +1,4 @@
-"""``hpo copy``: move studies between storages, with their artifacts."""
+"""``hpo copy``: move studies between storages, with their artifacts (an interrupted copy resumes)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ def cmd_copy(args: argparse.Namespace) -> int:
     from hpo.transfer import copy_studies
 
     done = copy_studies(args.src, args.dst, args.study, args.artifacts_from, args.artifacts_to)
-    for name, trials, artifacts in done:
-        print(f"copied {name}: {trials} trials, {artifacts} artifact files -> {redact(args.dst)}")
+    for name, trials, artifacts, refused in done:
+        note = (f", {refused} checkpoints refused (not loadable with torch.load(weights_only=True); not copied)"
+                if refused else "")
+        print(f"copied {name}: {trials} trials, {artifacts} artifact files{note} -> {redact(args.dst)}")
     return 0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("copy", help="copy studies (and their artifacts) to another storage")
+    p = sub.add_parser("copy", help="copy studies (and their artifacts) to another storage; "
+                                    "re-run the same command to resume an interrupted copy")
     p.add_argument("--from", dest="src", required=True, help="source storage URL")
     p.add_argument("--to", dest="dst", required=True, help="destination storage URL")
     p.add_argument("--study", action="append", help="study to copy (repeatable; default: all)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from hpo.cli import _add_storage, _add_study, _load_study
@@ -13,6 +14,10 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
     df = importances(_load_study(args), evaluator=args.evaluator, metric=args.metric)
     print(df.to_csv() if args.format == "csv" else importance_table(df, args.evaluator), end="")
+    notes = df.attrs.get("notes") or []
+    if notes:  # one line, not one warning per parameter and objective
+        more = f" (and {len(notes) - 1} more caveats)" if len(notes) > 1 else ""
+        print(f"note: {notes[0]}{more}", file=sys.stderr)
     return 0
 
 

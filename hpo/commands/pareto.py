@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study
+from hpo.cli import _add_storage, _add_study, _load_study, count
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
@@ -37,5 +37,5 @@ def register(sub: Any) -> None:
     _add_study(p, spec=False)
     _add_storage(p)
     p.add_argument("--export", metavar="FILE", help="write the knee's (or --trial's) config as a spec YAML")
-    p.add_argument("--trial", type=int, help="export this trial instead of the knee")
+    p.add_argument("--trial", type=count(0), help="export this trial instead of the knee")
     p.set_defaults(func=cmd_pareto)

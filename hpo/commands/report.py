@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study
+from hpo.cli import _add_storage, _add_study, _load_study, count
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -32,5 +32,5 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="write to FILE instead of stdout")
     p.add_argument("--axes", help="comma-separated parameters for 'top-1 per axis', e.g. lr,width")
     p.add_argument("--metric", help="objective that judges top-1 per axis (default: the first)")
-    p.add_argument("--top", type=int, help="keep only the N best-ranked trials")
+    p.add_argument("--top", type=count(1), help="keep only the N best-ranked trials")
     p.set_defaults(func=cmd_report)
