@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "nsga3", "qmc", "grid", "bruteforce")
@@ -181,9 +183,24 @@ class Target(_Strict):
         return self.below if self.below is not None else self.above  # type: ignore[return-value]
 
 
+def _objective_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "module-function"
+    return "command-objective" if isinstance(v, (dict, CommandSpec)) else None
+
+
+# ``module:function``, or a mapping with ``command:`` (:mod:`hpo.command`)
+Objective = Annotated[
+    Union[Annotated[str, Tag("module-function")], Annotated[CommandSpec, Tag("command-objective")]],
+    Discriminator(_objective_kind, custom_error_type="objective_form",
+                  custom_error_message="neither 'module:function' nor a mapping with command: "
+                                       "(fix: e.g. objectives.ngpt_ttt:train or {command: [python, train.py]})"),
+]
+
+
 class StudySpec(_Strict):
     study: str = Field(min_length=1)
-    objective: str
+    objective: Objective
     metrics: dict[str, Direction] = Field(min_length=1)
     curve: Curve = Field(default_factory=Curve)
     target: Target | None = None
@@ -199,7 +216,9 @@ class StudySpec(_Strict):
 
     @field_validator("objective")
     @classmethod
-    def _objective_form(cls, v: str) -> str:
+    def _objective_form(cls, v: str | CommandSpec) -> str | CommandSpec:
+        if isinstance(v, CommandSpec):
+            return v
         if v.count(":") != 1 or not all(v.split(":")):
             raise ValueError(f"'{v}' is not 'module:function' (fix: e.g. objectives.ngpt_ttt:train)")
         return v
@@ -239,6 +258,9 @@ class StudySpec(_Strict):
                 if bad:
                     raise ValueError(f"space.{name}.when.{key}: {bad} not among its choices {cond.choices} "
                                      "(fix: pick from them)")
+        if isinstance(self.objective, CommandSpec):
+            needed = {"curve": self.curve.metric, **({"target": self.target.metric} if self.target else {})}
+            self.objective.check_reports(needed)
         if self.one_factor_levels is not None and not self.enqueue:
             raise ValueError("one_factor_levels varies the baseline enqueue[0], and enqueue is empty "
                              "(fix: add your baseline config under enqueue, or drop one_factor_levels)")
@@ -267,6 +289,9 @@ class StudySpec(_Strict):
         For a process that only starts workers: each worker imports it anyway, and an
         import of torch in the parent would delay every worker's start by seconds.
         """
+        if isinstance(self.objective, CommandSpec):
+            self.objective.locate()
+            return
         module_name = self.objective.split(":")[0]
         try:
             found = importlib.util.find_spec(module_name)
@@ -279,7 +304,12 @@ class StudySpec(_Strict):
             )
 
     def load_objective(self) -> Callable[..., dict[str, float]]:
-        """Import ``module:function``; raises :class:`SpecError` on failure."""
+        """Import ``module:function``, or make the :class:`CommandObjective`; raises
+        :class:`SpecError` on failure."""
+        if isinstance(self.objective, CommandSpec):
+            self.objective.locate()
+            return CommandObjective(self.objective, self.curve.metric,
+                                    self.target.clock if self.target else "train_seconds")
         module_name, func_name = self.objective.split(":")
         try:
             module = importlib.import_module(module_name)
@@ -298,7 +328,8 @@ class StudySpec(_Strict):
 
 def _location(loc: tuple[Any, ...]) -> str:
     # Drop pydantic's union tags (e.g. "float", "FloatParam") so the path reads like the YAML.
-    parts = [str(p) for p in loc if str(p) not in {"float", "int", "categorical"} and "[" not in str(p)]
+    tags = {"float", "int", "categorical", "module-function", "command-objective"}
+    parts = [str(p) for p in loc if str(p) not in tags and "[" not in str(p)]
     return ".".join(parts) or "(top level)"
 
 
@@ -321,7 +352,12 @@ def parse_spec(data: Any, source: str) -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as e:
-        lines = [f"{source}: {_location(err['loc'])}: {_message(err)}" for err in e.errors()]
+        # a check of the whole spec names its field at the start of its message
+        lines = []
+        for err in e.errors():
+            message = _message(err)
+            where = "" if not err["loc"] and re.match(r"[\w.\[\]]+: ", message) else f"{_location(err['loc'])}: "
+            lines.append(f"{source}: {where}{message}")
         raise SpecError("\n".join(lines)) from None
 
 
@@ -338,6 +374,8 @@ def load_spec(path: str | Path, check_objective: bool = True, import_objective: 
         where = f"line {mark.line + 1}" if mark else "(parse)"
         raise SpecError(f"{path}: {where}: not valid YAML: {getattr(e, 'problem', e)} (fix: the syntax)") from None
     spec = parse_spec(data, str(path))
+    if isinstance(spec.objective, CommandSpec):  # its cwd is relative to the spec file
+        spec = spec.model_copy(update={"objective": spec.objective.anchored(path.parent)})
     if check_objective:
         try:
             spec.load_objective() if import_objective else spec.locate_objective()
