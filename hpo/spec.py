@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
@@ -361,18 +363,32 @@ def parse_spec(data: Any, source: str) -> StudySpec:
         raise SpecError("\n".join(lines)) from None
 
 
-def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
-    """Read, validate and (optionally) check the objective of a spec file: import it, or with
-    ``import_objective=False`` only find its module."""
-    path = Path(path)
+def read_spec_file(path: Path) -> Any:
+    """The data of a YAML file, or JSON for ``.json``; a :class:`SpecError` line if unreadable."""
     if not path.is_file():
         raise SpecError(f"{path}: file not found (fix: check --study/--spec; specs live in search_spaces/)")
     try:
-        data = yaml.safe_load(path.read_text())
+        return json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: line {e.lineno}: not valid JSON: {e.msg} (fix: the syntax)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(parse)"
         raise SpecError(f"{path}: {where}: not valid YAML: {getattr(e, 'problem', e)} (fix: the syntax)") from None
+
+
+def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
+    """Read, validate and (optionally) check the objective of a spec file: import it, or with
+    ``import_objective=False`` only find its module."""
+    path = Path(path)
+    data = read_spec_file(path)
+    from hpo import wandb_sweep  # W&B sweep files are read as their translation
+
+    if wandb_sweep.is_sweep(data):
+        translation = wandb_sweep.translate(data, path)
+        for key in translation.approximate:
+            print(f"{path}: note: {translation.notes[key]}", file=sys.stderr)
+        data = translation.spec
     spec = parse_spec(data, str(path))
     if isinstance(spec.objective, CommandSpec):  # its cwd is relative to the spec file
         spec = spec.model_copy(update={"objective": spec.objective.anchored(path.parent)})
