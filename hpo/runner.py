@@ -26,7 +26,7 @@ from hpo.reporter import TrialReporter
 from hpo.retries import RetryFromCheckpoint
 from hpo.samplers import build_sampler
 from hpo.space import suggest_config
-from hpo.spec import StudySpec, dump_spec, same_params
+from hpo.spec import EXPERIMENT_ATTR, StudySpec, dump_spec, same_params
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url
 from hpo.view import CurveView, view_study
 
@@ -119,7 +119,8 @@ def enqueue_start(study: optuna.Study, spec: StudySpec, lock: StudyLock | None =
         lock.acquire()
     try:
         for params in unheld(configs, study.get_trials(deepcopy=False)):
-            study.enqueue_trial(params)
+            name = spec.experiment_name(params)
+            study.enqueue_trial(params, user_attrs={EXPERIMENT_ATTR: name} if name else None)
     finally:
         if lock is not None:
             lock.release()

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+                      field_serializer, field_validator, model_validator)
 
 from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError
@@ -198,6 +199,7 @@ Objective = Annotated[
                   custom_error_message="neither 'module:function' nor a mapping with command: "
                                        "(fix: e.g. objectives.ngpt_ttt:train or {command: [python, train.py]})"),
 ]
+EXPERIMENT_ATTR = "experiment"  # the user attribute holding a named enqueue entry's name
 
 
 class StudySpec(_Strict):
@@ -215,6 +217,56 @@ class StudySpec(_Strict):
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     one_factor_levels: int | None = Field(default=None, ge=2, le=10)
     parent: dict[str, Any] | None = None
+    # shorthand: each name's values become a categorical parameter, searched by the grid sampler;
+    # not dumped (the space and sampler it made are)
+    grid: dict[str, Annotated[list[Choice], Field(min_length=1)]] | None = Field(default=None, exclude=True)
+    _names: dict[int, str] = PrivateAttr(default_factory=dict)  # enqueue index -> experiment name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_space(cls, data: Any) -> Any:
+        """``grid: {name: [values]}`` adds ``space.name`` as categorical, the grid sampler and, by
+        default, ``n_trials`` = the number of grid points (:meth:`_consistent` checks the rest)."""
+        grid = data.get("grid") if isinstance(data, dict) else None
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            return data
+        space = dict(data.get("space") or {})
+        for name, values in grid.items():
+            space.setdefault(name, {"type": "categorical", "choices": values})
+        return {**data, "space": space, "sampler": data.get("sampler", {"name": "grid"}),
+                "n_trials": data.get("n_trials", math.prod(len(v) for v in grid.values()))}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _named_enqueue(cls, data: Any, handler: Callable[[Any], StudySpec]) -> StudySpec:
+        """Named experiments: an ``enqueue`` entry ``{name: {config}}`` (or ``enqueue`` as a mapping
+        of names to configs) is the config, and its trial gets the user attribute ``experiment``."""
+        names: dict[int, str] = {}
+        entries = data.get("enqueue") if isinstance(data, dict) else None
+        if isinstance(entries, dict):
+            entries = [{k: v} for k, v in entries.items()]
+        if isinstance(entries, list):
+            plain = []
+            for i, e in enumerate(entries):
+                if isinstance(e, dict) and len(e) == 1 and isinstance(next(iter(e.values())), dict):
+                    (name, e), = e.items()
+                    if str(name) in names.values():
+                        raise ValueError(f"enqueue[{i}]: the name '{name}' is used twice (fix: rename one)")
+                    names[i] = str(name)
+                plain.append(e)
+            data = {**data, "enqueue": plain}
+        spec = handler(data)
+        spec._names = names
+        return spec
+
+    @field_serializer("enqueue")
+    def _dump_names(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{self._names[i]: e} if i in self._names else e for i, e in enumerate(entries)]
+
+    def experiment_name(self, params: dict[str, Any]) -> str | None:
+        """The name of the named ``enqueue`` entry that is exactly ``params``, if any."""
+        named = (name for i, name in self._names.items() if same_params(self.enqueue[i], params))
+        return next(named, None)
 
     @field_validator("objective")
     @classmethod
@@ -260,6 +312,12 @@ class StudySpec(_Strict):
                 if bad:
                     raise ValueError(f"space.{name}.when.{key}: {bad} not among its choices {cond.choices} "
                                      "(fix: pick from them)")
+        for name, values in (self.grid or {}).items():
+            if self.space[name] != CategoricalParam(type="categorical", choices=values):
+                raise ValueError(f"grid.{name}: also under space (fix: keep it in one of grid/space)")
+        if self.grid and self.sampler.name != "grid":
+            raise ValueError(f"grid: needs the grid sampler, sampler is {self.sampler.name} "
+                             "(fix: drop sampler:, or set name: grid)")
         if isinstance(self.objective, CommandSpec):
             needed = {"curve": self.curve.metric, **({"target": self.target.metric} if self.target else {})}
             self.objective.check_reports(needed)
