@@ -217,7 +217,7 @@ def _resume_dir(dirs: list[Path]) -> Path | None:
     """The newest retried trial's directory holding a file the program wrote itself."""
     for d in dirs:
         if d.is_dir() and any(p.name not in OWN_FILES for p in d.iterdir()):
-            return d
+            return d.resolve()
     return None
 
 
@@ -233,7 +233,7 @@ class _Run:
         self.o, self.spec, self.config, self.report = objective, objective.spec, config, report
         own = getattr(report, "checkpoint_dir", None)
         self.kept = own is not None  # else the trial's files go with the temporary directory
-        self.dir = Path(own) if own is not None else tmp / "run"
+        self.dir = Path(own).resolve() if own is not None else tmp / "run"  # absolute: the child has its own cwd
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files = {"dir": self.dir, "config": self.dir / "config.json", "reports": tmp / "reports.fifo"}
         self.events: queue.Queue[tuple[str, str | None]] = queue.Queue()

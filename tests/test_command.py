@@ -71,9 +71,9 @@ def _spec(tmp_path: Path, objective: dict[str, Any] | None = None, **changes: An
     return path
 
 
-def _run(tmp_path: Path, spec_path: Path, n_trials: int = 1) -> tuple[optuna.Study, Any]:
+def _run(tmp_path: Path, spec_path: Path, n_trials: int = 1, artifacts: str | None = None) -> tuple[optuna.Study, Any]:
     session = open_session(load_spec(spec_path), f"sqlite:///{tmp_path / 'db.sqlite'}",
-                           artifacts=str(tmp_path / "artifacts"))
+                           artifacts=artifacts or str(tmp_path / "artifacts"))
     return run(session, n_trials=n_trials, out=open(os.devnull, "w")), session
 
 
@@ -142,8 +142,10 @@ def test_a_silent_script_is_ended_and_failed(tmp_path: Path) -> None:
     assert "no output for 0.5 s (objective.silence_timeout): ended it" in reason
 
 
-def test_a_retried_trial_gets_the_failed_trials_directory(tmp_path: Path) -> None:
-    study, session = _run(tmp_path, _failing_first(tmp_path, "needs_resume"))
+def test_a_retried_trial_gets_the_failed_trials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a relative --artifacts, the script running in the spec's directory
+    study, session = _run(tmp_path, _failing_first(tmp_path, "needs_resume"), artifacts="artifacts")
     failed = study.trials[0]
     assert failed.state == TrialState.FAIL and "exit code 4" in failed.user_attrs["fail_reason"]
     session.retry(study, failed)  # as for a trial whose worker died
@@ -152,6 +154,7 @@ def test_a_retried_trial_gets_the_failed_trials_directory(tmp_path: Path) -> Non
     assert retried.number == 2 and retried.params == {"needs_resume": True}
     assert retried.state == TrialState.COMPLETE and retried.system_attrs["retry_history"] == [0]
     assert retried.intermediate_values[1] == 0.5  # it started from trial 0's ckpt.txt
+    assert (tmp_path / "elsewhere" / "artifacts" / "runs" / "cmd" / "trial-0" / "ckpt.txt").is_file()
 
 
 class Recorder:
