@@ -58,7 +58,6 @@ SHIMS = Path(__file__).with_name("shims")
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
 OWN_FILES = ("config.json", "output.log")  # what hpo itself writes into a trial's directory
 TAIL_LINES = 8
-MACROS = ("${interpreter}", "${args}", "${args_json}", "${args_json_file}")
 
 
 class Clock(BaseModel):
