@@ -20,7 +20,7 @@
 
 The machine's load average is printed at the start and the end.
 
-    python benchmarks/command_overhead.py [--repeats 5] [--steps 400] [--grace 2]
+    python benchmarks/command_overhead.py [--repeats 5] [--pairs 11] [--steps 400] [--grace 2]
 """
 
 from __future__ import annotations
@@ -159,11 +159,15 @@ def _rate_bare(tmp: Path, steps: int) -> tuple[float, float]:
     return float(last[5]) / float(last[7]), float(last[5]) / (_child_cpu() - cpu)  # tokens / elapsed
 
 
+BUSY: list[tuple[float, float]] = []  # hpo's (CPU seconds, wall seconds) while each script ran
+
+
 def _rate_hpo(tmp: Path, steps: int, index: int) -> tuple[float, float]:
     command = _command(tmp, "train.py", TRAIN_PATTERN)
     command["command"] += [str(ROOT / "examples" / "seeds"), str(steps)]
     cpu = _child_cpu()
-    attrs, _ = one_trial(tmp, _study(tmp, f"c{index}", command, {}))
+    attrs, session = one_trial(tmp, _study(tmp, f"c{index}", command, {}))
+    BUSY.append(session.train.busy)
     return attrs["tokens"] / attrs["elapsed"], attrs["tokens"] / (_child_cpu() - cpu)
 
 
@@ -183,9 +187,13 @@ def tokens_per_second(tmp: Path, repeats: int, steps: int) -> None:
         print(f"  pair {i}: bare {got['bare'][0]:8.0f}  hpo {got['hpo'][0]:8.0f} tok/s  hpo/bare {pairs[-1]:.3f}"
               f"   per CPU second of the script: hpo/bare {cpu_pairs[-1]:.3f}", flush=True)
     m = statistics.median(pairs)
+    q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else (m, m, m)
     print(f"  median bare {statistics.median(rates['bare']):.0f}, hpo {statistics.median(rates['hpo']):.0f} tok/s; "
-          f"hpo/bare median {m:.3f} (goal: >= 0.99: {'met' if m >= 0.99 else 'MISSED'}); "
+          f"hpo/bare median {m:.3f}, quartiles {q1:.3f}..{q3:.3f} (goal: >= 0.99: {'met' if m >= 0.99 else 'MISSED'}); "
           f"per CPU second {statistics.median(cpu_pairs):.3f}")
+    cpu, wall = (sum(x) for x in zip(*BUSY))
+    print(f"  hpo's own CPU while the scripts ran: {cpu:.2f} s in {wall:.1f} s, {100 * cpu / wall:.1f}% of one core "
+          "(what it can take from training on a full machine)")
 
 
 def main() -> None:
@@ -195,6 +203,7 @@ def main() -> None:
     parser.add_argument("--n2", type=int, default=1000)
     parser.add_argument("--grace", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--pairs", type=int, default=11, help="bare/hpo pairs for (c): its noise is other load")
     args = parser.parse_args()
     import warnings
 
@@ -206,7 +215,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         per_report(Path(tmp), args.repeats, args.n1, args.n2)
         prune_to_gone(Path(tmp), args.repeats, args.grace)
-        tokens_per_second(Path(tmp), args.repeats, args.steps)
+        tokens_per_second(Path(tmp), args.pairs, args.steps)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 

@@ -166,14 +166,16 @@ class CommandFailed(Exception):
 class CommandObjective:
     """A training function ``(config, report)`` that runs :class:`CommandSpec`'s program.
 
-    ``stop_seconds`` is, for the last trial that ``report`` stopped, the seconds from that
-    decision to its process group being gone (``benchmarks/command_overhead.py``).
+    For ``benchmarks/command_overhead.py``: ``stop_seconds`` is, for the last trial that
+    ``report`` stopped, the seconds from that decision to its process group being gone;
+    ``busy`` is (CPU seconds of this process, wall seconds) while the last trial's program ran.
     """
 
     def __init__(self, spec: CommandSpec, curve: str = "val_loss", clock: str = "train_seconds") -> None:
         self.spec, self.curve, self.clock = spec, curve, clock
         self.pattern = re.compile(spec.pattern) if spec.pattern else None
         self.stop_seconds: float | None = None
+        self.busy: tuple[float, float] | None = None
 
     def __call__(self, config: dict[str, Any], report: Any) -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="hpo-run-") as tmp:
@@ -249,7 +251,9 @@ class _Run:
     def run(self) -> dict[str, float]:
         try:
             self.start()
+            cpu, wall = time.process_time(), time.perf_counter()
             self.follow()
+            self.o.busy = (time.process_time() - cpu, time.perf_counter() - wall)
         except StopTrial:
             decided = time.perf_counter()
             self.end()
