@@ -132,6 +132,8 @@ def trial_row(t: FrozenTrial, names: list[str], front: int | None, last: dict[st
     the trial did not record otherwise. The rank is filled in by :func:`build_report`.
     """
     row: dict[str, Any] = {"rank": None, "number": t.number}
+    if "experiment" in t.user_attrs:  # a named enqueue entry's name
+        row["experiment"] = t.user_attrs["experiment"]
     if len(names) > 1:
         row["front"] = front
     row["state"] = t.state.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -170,6 +171,26 @@ class TrialReporter:
 
     def close(self) -> None:
         self._writer.close()
+
+    @property
+    def trial_number(self) -> int:
+        return self._frozen.number
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """A directory of this trial's own for files its training process writes (command
+        objectives): ``<artifact store>/runs/<study>/trial-<number>``; None without a local store."""
+        return self._run_dir(self._frozen.number)
+
+    @property
+    def retried_checkpoint_dirs(self) -> list[Path]:
+        """The :attr:`checkpoint_dir` of each failed trial this one retries, newest first."""
+        history = self._frozen.system_attrs.get("retry_history", [])
+        return [d for n in reversed(history) if (d := self._run_dir(n)) is not None]
+
+    def _run_dir(self, number: int) -> Path | None:
+        base = getattr(getattr(self._checkpoints, "_store", None), "_base_path", None)  # FileSystemArtifactStore
+        return None if base is None else Path(base) / "runs" / self.spec.study / f"trial-{number}"
 
 
 def censored_time(target: Target, budget: float, stopped: float, closest: float | None) -> float:

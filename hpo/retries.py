@@ -8,7 +8,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from hpo.artifacts import CHECKPOINT_ATTR
 from hpo.attrs import RERUN_ATTR, SEED_ATTR
 
-RERUN_ATTRS = (RERUN_ATTR, SEED_ATTR)
+CARRIED_USER_ATTRS = (RERUN_ATTR, SEED_ATTR, "experiment")  # what the retry is: a seed re-run, a named experiment
 GRID_ATTRS = ("grid_id", "search_space")  # Optuna's GridSampler: the grid point a trial holds
 
 
@@ -37,6 +37,6 @@ class RetryFromCheckpoint:
         for key in (CHECKPOINT_ATTR, *GRID_ATTRS):
             if key in trial.system_attrs:
                 attrs[key] = trial.system_attrs[key]
-        user = {k: trial.user_attrs[k] for k in RERUN_ATTRS if k in trial.user_attrs}
+        user = {k: trial.user_attrs[k] for k in CARRIED_USER_ATTRS if k in trial.user_attrs}
         study.add_trial(create_trial(state=TrialState.WAITING, params=trial.params, user_attrs=user,
                                      distributions=trial.distributions, system_attrs=attrs))

@@ -33,7 +33,7 @@ from hpo.watchdog import TrialHung, Watchdog
 from hpo.retries import RetryFromCheckpoint, is_rerun
 from hpo.samplers import EXHAUSTIBLE, build_sampler, exhausted
 from hpo.space import suggest_config
-from hpo.spec import StudySpec, same_params
+from hpo.spec import EXPERIMENT_ATTR, StudySpec, same_params
 from hpo.study_info import SPEC_ATTR, store_spec  # noqa: F401 - SPEC_ATTR: where callers found it
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url, set_user_attrs
 from hpo.view import CurveView, view_study
@@ -138,7 +138,8 @@ def enqueue_start(study: optuna.Study, spec: StudySpec, lock: StudyLock | None =
         lock.acquire()
     try:
         for params in unheld(configs, study.get_trials(deepcopy=False)):
-            study.enqueue_trial(params)
+            name = spec.experiment_name(params)
+            study.enqueue_trial(params, user_attrs={EXPERIMENT_ATTR: name} if name else None)
     finally:
         if lock is not None:
             lock.release()

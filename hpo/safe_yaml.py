@@ -75,7 +75,8 @@ def _expanded_size(value: Any, sizes: dict[int, int]) -> int:
     return known
 
 
-def _text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A spec file's text: at most MAX_BYTES, UTF-8 (a UTF-16 or other file is one line)."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -106,7 +107,7 @@ def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: file not found (fix: check --study/--spec; specs live in search_spaces/)")
-    text = _text(path)
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except _TooDeep as e:

@@ -9,16 +9,20 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import yaml
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+                      field_serializer, field_validator, model_validator)
 
+from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError, first_line
-from hpo.safe_yaml import read_yaml
+from hpo.safe_yaml import read_text, read_yaml
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "nsga3", "qmc", "grid", "bruteforce")
 PRUNERS = (
@@ -219,6 +223,22 @@ class Target(_Strict):
         return f"{self.metric} < {self.below:g}" if self.below is not None else f"{self.metric} > {self.above:g}"
 
 
+def _objective_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "module-function"
+    return "command-objective" if isinstance(v, (dict, CommandSpec)) else None
+
+
+# ``module:function``, or a mapping with ``command:`` (:mod:`hpo.command`)
+Objective = Annotated[
+    Union[Annotated[str, Tag("module-function")], Annotated[CommandSpec, Tag("command-objective")]],
+    Discriminator(_objective_kind, custom_error_type="objective_form",
+                  custom_error_message="neither 'module:function' nor a mapping with command: "
+                                       "(fix: e.g. objectives.ngpt_ttt:train or {command: [python, train.py]})"),
+]
+EXPERIMENT_ATTR = "experiment"  # the user attribute holding a named enqueue entry's name
+
+
 class StudySpec(_Strict):
     """A study: what it optimises, over which space, how trials are judged and stopped.
 
@@ -231,7 +251,7 @@ class StudySpec(_Strict):
     """
 
     study: str = Field(min_length=1)
-    objective: str
+    objective: Objective
     metrics: dict[str, Direction] = Field(min_length=1)
     curve: Curve = Field(default_factory=Curve)
     target: Target | None = None
@@ -247,6 +267,56 @@ class StudySpec(_Strict):
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     one_factor_levels: int | None = Field(default=None, ge=2, le=10)
     parent: dict[str, Any] | None = None
+    # shorthand: each name's values become a categorical parameter, searched by the grid sampler;
+    # not dumped (the space and sampler it made are)
+    grid: dict[str, Annotated[list[Choice], Field(min_length=1)]] | None = Field(default=None, exclude=True)
+    _names: dict[int, str] = PrivateAttr(default_factory=dict)  # enqueue index -> experiment name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_space(cls, data: Any) -> Any:
+        """``grid: {name: [values]}`` adds ``space.name`` as categorical, the grid sampler and, by
+        default, ``n_trials`` = the number of grid points (:meth:`_consistent` checks the rest)."""
+        grid = data.get("grid") if isinstance(data, dict) else None
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            return data
+        space = dict(data.get("space") or {})
+        for name, values in grid.items():
+            space.setdefault(name, {"type": "categorical", "choices": values})
+        return {**data, "space": space, "sampler": data.get("sampler", {"name": "grid"}),
+                "n_trials": data.get("n_trials", math.prod(len(v) for v in grid.values()))}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _named_enqueue(cls, data: Any, handler: Callable[[Any], StudySpec]) -> StudySpec:
+        """Named experiments: an ``enqueue`` entry ``{name: {config}}`` (or ``enqueue`` as a mapping
+        of names to configs) is the config, and its trial gets the user attribute ``experiment``."""
+        names: dict[int, str] = {}
+        entries = data.get("enqueue") if isinstance(data, dict) else None
+        if isinstance(entries, dict):
+            entries = [{k: v} for k, v in entries.items()]
+        if isinstance(entries, list):
+            plain = []
+            for i, e in enumerate(entries):
+                if isinstance(e, dict) and len(e) == 1 and isinstance(next(iter(e.values())), dict):
+                    (name, e), = e.items()
+                    if str(name) in names.values():
+                        raise ValueError(f"enqueue[{i}]: the name '{name}' is used twice (fix: rename one)")
+                    names[i] = str(name)
+                plain.append(e)
+            data = {**data, "enqueue": plain}
+        spec = handler(data)
+        spec._names = names
+        return spec
+
+    @field_serializer("enqueue")
+    def _dump_names(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{self._names[i]: e} if i in self._names else e for i, e in enumerate(entries)]
+
+    def experiment_name(self, params: dict[str, Any]) -> str | None:
+        """The name of the named ``enqueue`` entry that is exactly ``params``, if any."""
+        named = (name for i, name in self._names.items() if same_params(self.enqueue[i], params))
+        return next(named, None)
 
     @model_validator(mode="before")
     @classmethod
@@ -265,7 +335,9 @@ class StudySpec(_Strict):
 
     @field_validator("objective")
     @classmethod
-    def _objective_form(cls, v: str) -> str:
+    def _objective_form(cls, v: str | CommandSpec) -> str | CommandSpec:
+        if isinstance(v, CommandSpec):
+            return v
         if v.count(":") != 1 or not all(v.split(":")):
             raise ValueError(f"'{v}' is not 'module:function' (fix: e.g. objectives.ngpt_ttt:train)")
         return v
@@ -308,6 +380,15 @@ class StudySpec(_Strict):
                 if bad:
                     raise ValueError(f"space.{name}.when.{key}: {bad} not among its choices {cond.choices} "
                                      "(fix: pick from them)")
+        for name, values in (self.grid or {}).items():
+            if self.space[name] != CategoricalParam(type="categorical", choices=values):
+                raise ValueError(f"grid.{name}: also under space (fix: keep it in one of grid/space)")
+        if self.grid and self.sampler.name != "grid":
+            raise ValueError(f"grid: needs the grid sampler, sampler is {self.sampler.name} "
+                             "(fix: drop sampler:, or set name: grid)")
+        if isinstance(self.objective, CommandSpec):
+            needed = {"curve": self.curve.metric, **({"target": self.target.metric} if self.target else {})}
+            self.objective.check_reports(needed)
         if self.one_factor_levels is not None and not self.enqueue:
             raise ValueError("one_factor_levels varies the baseline enqueue[0], and enqueue is empty "
                              "(fix: add your baseline config under enqueue, or drop one_factor_levels)")
@@ -336,6 +417,9 @@ class StudySpec(_Strict):
         For a process that only starts workers: each worker imports it anyway, and an
         import of torch in the parent would delay every worker's start by seconds.
         """
+        if isinstance(self.objective, CommandSpec):
+            self.objective.locate()
+            return
         module_name = self.objective.split(":")[0]
         _not_python_itself(module_name, self.objective)
         try:
@@ -350,7 +434,11 @@ class StudySpec(_Strict):
 
     def load_objective(self) -> Callable[..., dict[str, float]]:
         """Import ``module:function`` and check that it is a Python function of your own that
-        accepts ``(config, report)``; raises :class:`SpecError` on failure."""
+        accepts ``(config, report)``, or make the :class:`CommandObjective`; raises
+        :class:`SpecError` on failure."""
+        if isinstance(self.objective, CommandSpec):
+            self.objective.locate()
+            return CommandObjective(self.objective, self.curve.metric, self.clock)
         module_name, func_name = self.objective.split(":")
         _not_python_itself(module_name, self.objective)
         try:
@@ -388,7 +476,7 @@ def _not_python_itself(module_name: str, objective: str) -> None:
                         "(fix: name your own module:function, e.g. objectives.ngpt_ttt:train)")
 
 
-_UNION_TAGS = {"float", "int", "categorical", "bool", "str", "none"}
+_UNION_TAGS = {"float", "int", "categorical", "bool", "str", "none", "module-function", "command-objective"}
 _NUMBER = "a number (fix: write a number, e.g. 0.5)"
 _PLAIN = {
     "int_parsing": "an integer (fix: write a whole number, e.g. 10)",
@@ -474,6 +562,19 @@ def parse_spec(data: Any, source: str) -> StudySpec:
         raise SpecError(f"{source}: {where}: {message}") from None
 
 
+def read_spec_file(path: Path) -> Any:
+    """The data of a spec file: YAML within :mod:`hpo.safe_yaml`'s limits, or JSON for ``.json``;
+    a :class:`SpecError` line if unreadable."""
+    if path.suffix != ".json":
+        return read_yaml(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: file not found (fix: check --study/--spec; specs live in search_spaces/)")
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: line {e.lineno}: not valid JSON: {e.msg} (fix: the syntax)") from None
+
+
 def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
     """Read, validate, build the sampler and pruners of (without a storage), and (optionally)
     check the objective of a spec file: import it, or with ``import_objective=False`` only find
@@ -488,7 +589,17 @@ def load_spec(path: str | Path, check_objective: bool = True, import_objective: 
     from hpo.samplers import build_sampler
 
     path = Path(path)
-    spec = parse_spec(read_yaml(path), str(path))
+    data = read_spec_file(path)
+    from hpo import wandb_sweep  # W&B sweep files are read as their translation
+
+    if wandb_sweep.is_sweep(data):
+        translation = wandb_sweep.translate(data, path)
+        for key in translation.approximate:
+            print(f"{path}: note: {translation.notes[key]}", file=sys.stderr)
+        data = translation.spec
+    spec = parse_spec(data, str(path))
+    if isinstance(spec.objective, CommandSpec):  # its cwd is relative to the spec file
+        spec = spec.model_copy(update={"objective": spec.objective.anchored(path.parent)})
     build_sampler(spec, str(path))
     build_pruner(spec.pruners, str(path))
     if check_objective:

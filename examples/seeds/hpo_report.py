@@ -1,0 +1,1 @@
+../../hpo/shims/hpo_report.py
