@@ -3,7 +3,7 @@
 ``history``, ``importance``, ``pareto`` and ``slice`` are ``optuna.visualization`` figures
 (one objective at a time in a multi-objective study, chosen with ``metric``). ``curves``
 (every trial's learning curve, multi-objective studies included) and ``time-vs-loss``
-(``train_seconds`` against the loss, the seeds' comparison plot) are built here from the
+(the study's clock, e.g. ``cpu_seconds``, against the loss, the seeds' comparison plot) are built here from the
 curves ``hpo`` stores: intermediate values and the ``hpo:m:<step>`` metrics.
 """
 
@@ -35,7 +35,7 @@ def figure(study: optuna.Study, kind: str, metric: str | None = None, evaluator:
                                              evaluator=make_evaluator(evaluator)),
         "pareto": lambda: pareto_figure(study),
         "curves": lambda: curves_figure(study, metric),
-        "time-vs-loss": lambda: curves_figure(study, metric, clock="train_seconds"),
+        "time-vs-loss": lambda: curves_figure(study, metric, clock=study_clock(study)),
         "slice": lambda: _optuna_figure(study, optuna.visualization.plot_slice, metric),
     }
     if kind not in builders:
@@ -74,6 +74,12 @@ def _points(t: FrozenTrial, metric: str | None, clock: str | None) -> tuple[list
             xs.append(x)
             ys.append(y)
     return xs, ys
+
+
+def study_clock(study: optuna.Study) -> str:
+    """The clock the study's spec names (``train_seconds`` for a study without one)."""
+    spec = study_spec(study)
+    return spec.clock if spec is not None and spec.clock != "wall" else "train_seconds"
 
 
 def curves_figure(study: optuna.Study, metric: str | None = None, clock: str | None = None) -> go.Figure:

@@ -109,7 +109,7 @@ def build_report(
         metrics=names,
         directions=directions,
         counts=dict(sorted(Counter(t.state.name for t in trials).items())),
-        compute=compute_accounting(rows),
+        compute=compute_accounting(rows, spec.clock if spec is not None else "train_seconds"),
         pareto_front=pareto,
         target=target,
         reached={"reached": sum(not missed(t) for t in judged), "missed": sum(missed(t) for t in judged)}
@@ -209,10 +209,11 @@ def _spent_saved(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[flo
     return spent, saved
 
 
-def compute_accounting(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seconds and tokens spent by all finished trials and saved by pruning (module docstring)."""
-    finished = [r for r in rows if r["state"] in FINISHED]
-    seconds_spent, seconds_saved = _spent_saved(finished, ("train_seconds", "wall_seconds"))
+def compute_accounting(rows: list[dict[str, Any]], clock: str = "train_seconds") -> dict[str, Any]:
+    """Seconds (on the study's ``clock``) and tokens spent by all finished trials and saved by
+    pruning (module docstring); copies of a deterministic objective's configs cost nothing."""
+    finished = [r for r in rows if r["state"] in FINISHED and r.get(COPY_ATTR) is None]
+    seconds_spent, seconds_saved = _spent_saved(finished, (clock, "train_seconds", "wall_seconds"))
     tokens_spent, tokens_saved = _spent_saved(finished, ("tokens",))
     return {
         "seconds_spent": seconds_spent,
@@ -220,6 +221,7 @@ def compute_accounting(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens_spent": tokens_spent,
         "tokens_saved": tokens_saved,
         "pruned": sum(r["state"] == "PRUNED" for r in finished),
+        "clock": clock,
         "saved_means": "per pruned trial: median of COMPLETE trials minus its own, if positive",
     }
 
@@ -473,7 +475,8 @@ def render_table(report: Report) -> str:
     lines = [
         f"study {report.study}: {objectives}",
         f"trials: {counts}",
-        f"compute: {_num(c['seconds_spent'], ',.1f')} s spent, {_num(c['seconds_saved'], ',.1f')} s saved by "
+        f"compute: {_num(c['seconds_spent'], ',.1f')} s of {c.get('clock', 'train_seconds')} spent, "
+        f"{_num(c['seconds_saved'], ',.1f')} s saved by "
         f"pruning {c['pruned']} trials; tokens: {_num(c['tokens_spent'], ',.0f')} spent, "
         f"{_num(c['tokens_saved'], ',.0f')} saved "
         "(saved = median COMPLETE trial minus the pruned trial's own)",
