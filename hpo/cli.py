@@ -50,11 +50,15 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from hpo.spec import find_spec, load_spec
 
     # A parent of workers only finds the objective's module: the workers import it.
-    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1)
+    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1 and args.ray is None)
     if args.study and args.spec and spec.study != args.study:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
     if args.workers < 1:
         raise SpecError("command line: --workers must be >= 1")
+    if args.ray is not None:
+        from hpo.ray_backend import run_on_ray
+
+        return run_on_ray(spec, args)
     if args.two_stage or args.dry_run:
         from hpo.commands.narrow import optimize_two_stage
 
@@ -117,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="total trials the study should hold (default: the spec's n_trials)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after S seconds")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one GPU each on CUDA)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="workers as Ray tasks on every node: auto, ray://HOST:PORT or HOST:PORT (none: a local Ray)")
     p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval in s on an RDB storage (0: off)")
     p.add_argument("--grace", type=int, help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
     p.add_argument("--max-retry", type=int, default=3, help="times a dead or interrupted trial is re-queued")
