@@ -2,7 +2,8 @@
 
 A trial's newest checkpoint is recorded in its system attribute ``hpo:checkpoint``
 (artifact id and step); a retried trial inherits that attribute, so it starts from the
-checkpoint of the trial it retries, on this or any machine that sees the same store.
+checkpoint of the trial it retries, on this or any machine that sees the same store: a
+directory every machine mounts, or an S3 bucket (``s3://BUCKET/PREFIX``, :mod:`hpo.object_store`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ CHECKPOINT_PREFIX = "checkpoint-step"
 DEFAULT_DIR = "artifacts"
 
 
-def artifact_dir(path: str | Path | None = None) -> Path:
+def artifact_location(path: str | Path | None = None) -> str:
     """``--artifacts`` wins, then ``$HPO_ARTIFACTS``, then ``artifacts/`` here."""
-    return Path(path or os.environ.get("HPO_ARTIFACTS") or DEFAULT_DIR)
+    return str(path or os.environ.get("HPO_ARTIFACTS") or DEFAULT_DIR)
+
+
+def artifact_dir(path: str | Path | None = None) -> Path:
+    return Path(artifact_location(path))
 
 
 def open_artifact_store(path: str | Path | None = None) -> FileSystemArtifactStore:
+    where = artifact_location(path)
+    if where.startswith("s3://"):
+        from hpo.object_store import S3Store
+
+        return S3Store(where)  # type: ignore[return-value]  # the same artifact-store protocol
     base = artifact_dir(path)
     base.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(base)
