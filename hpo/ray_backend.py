@@ -49,6 +49,7 @@ class Slot:
     node_id: str
     num_gpus: float
     num_cpus: float
+    threads: int  # OMP_NUM_THREADS: the CPUs per GPU on a GPU node, else its CPU share
 
 
 def plan_slots(nodes: list[dict[str, Any]], cpus_per_worker: float, limit: int | None = None) -> list[Slot]:
@@ -65,11 +66,12 @@ def plan_slots(nodes: list[dict[str, Any]], cpus_per_worker: float, limit: int |
         if not node.get("Alive"):
             continue
         res = node.get("Resources", {})
-        if res.get("GPU", 0) >= 1:
-            per_node.append([Slot(node["NodeID"], 1, 0)] * int(res["GPU"]))
+        cpus, gpus = res.get("CPU", 0), int(res.get("GPU", 0))
+        if gpus:
+            per_node.append([Slot(node["NodeID"], 1, 0, max(1, int(cpus // gpus)))] * gpus)
         else:
-            n = int(res.get("CPU", 0) / cpus_per_worker + 1e-9)
-            per_node.append([Slot(node["NodeID"], 0, cpus_per_worker)] * n)
+            n = int(cpus / cpus_per_worker + 1e-9)
+            per_node.append([Slot(node["NodeID"], 0, cpus_per_worker, max(1, int(cpus_per_worker)))] * n)
     slots = [s for rank in range(max(map(len, per_node), default=0))
              for node in per_node if rank < len(node) for s in [node[rank]]]
     return slots if limit is None else slots[:limit]
@@ -94,14 +96,20 @@ def workers_given(argv: list[str]) -> bool:
 
 
 # --- on a node ---------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the worker process: die when the Ray worker that started it dies (a lost node)."""
+def worker_main(parent: int, argv: list[str]) -> int:
+    """``python -m hpo.ray_backend PARENT ARGS``: ``python -m hpo ARGS`` that dies with ``PARENT``,
+    the Ray worker that started it, so a lost node leaves no worker running on (Linux)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the heartbeat still fails its trials
         pass
+    if os.getppid() != parent:
+        return 1  # the parent died before the line above
+    from hpo.cli import main
+
+    return main(argv)
 
 
 def run_worker(argv: list[str], cwd: str, env: dict[str, str], index: int, threads: int) -> tuple[int, list[str]]:
@@ -127,8 +135,8 @@ def run_worker(argv: list[str], cwd: str, env: dict[str, str], index: int, threa
         return 2, [f"error: command line: --ray: {cwd} does not exist on {host} "
                    "(fix: run from a directory every node sees, e.g. a shared file system)\n"]
     proc_env = {**worker_env(index, 1, 0, cores=threads), **env, "HPO_HOST": f"{host}/ray-{node[:8]}"}
-    proc = subprocess.Popen([sys.executable, "-m", "hpo", *argv], cwd=cwd, env=proc_env, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen([sys.executable, "-m", "hpo.ray_backend", str(os.getpid()), *argv], cwd=cwd,
+                            env=proc_env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     said: list[str] = []
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
@@ -152,6 +160,8 @@ def _import_ray() -> Any:
 def _check_address(address: str) -> None:
     """``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``, and for the last two something
     listening there (Ray itself would retry for minutes)."""
+    if address == "auto" and os.environ.get("RAY_ADDRESS", "auto") != "auto":
+        address = os.environ["RAY_ADDRESS"]  # what Ray will use
     if address in (LOCAL, "auto"):
         return
     rest = address[len("ray://"):] if address.startswith("ray://") else address
@@ -183,7 +193,7 @@ def connect(address: str) -> Any:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SpecError(f"command line: --ray {address}: cannot connect: {first} "
+        raise SpecError(f"command line: --ray: cannot connect to {address}: {first} "
                         "(fix: `ray start --head` first, or set RAY_ADDRESS / give the address)") from None
     finally:
         signal.signal(signal.SIGTERM, sigterm)  # ray.init takes SIGTERM; Ctrl-C semantics stay hpo's
@@ -225,7 +235,7 @@ def run_on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
                          heartbeat_stale_trial_callback=_on_stale(RetryFromCheckpoint(args.max_retry)))
         study = load_study(spec, open_storage(url, **beats))  # create it once, before the workers race
         driver = Driver(ray, study, args.n_trials or spec.n_trials, spec.cpus_per_worker,
-                        worker_argv(args.argv), watch_running=bool(beats))
+                        worker_argv(args.argv), watch_running=bool(beats), timeout=args.timeout)
         slots = driver.slots(args.workers if workers_given(args.argv) else None)
         print(f"study {spec.study} in {redact(url)}: {len(slots)} workers on "
               f"{len({s.node_id for s in slots})} of {len(nodes)} Ray nodes", file=sys.stderr, flush=True)
@@ -248,10 +258,11 @@ class Driver:
         cpus_per_worker: the spec's CPU share of a worker on a CPU node.
         argv: a worker's ``hpo optimize`` arguments.
         watch_running: whether running trials can be judged by heartbeat (else they are left).
+        timeout: ``--timeout``: workers stop starting trials after it, and no more are started.
     """
 
     def __init__(self, ray: Any, study: Any, total: int, cpus_per_worker: float, argv: list[str],
-                 watch_running: bool) -> None:
+                 watch_running: bool, timeout: float | None = None) -> None:
         from hpo.runner import COUNTED, Progress
 
         self.ray, self.study, self.total, self.argv = ray, study, total, argv
@@ -263,6 +274,7 @@ class Driver:
         self.codes: list[int] = []
         self.said: list[str] = []
         self.started = 0
+        self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def tally(self, trials: list[Any]) -> tuple[int, int, int]:
         """Trials counted toward the total, waiting, and running, in one snapshot."""
@@ -288,7 +300,7 @@ class Driver:
         refs = [task.options(num_gpus=s.num_gpus, num_cpus=s.num_cpus, max_retries=MAX_RETRIES,
                              retry_exceptions=False,
                              scheduling_strategy=NodeAffinitySchedulingStrategy(s.node_id, soft=True))
-                .remote(self.argv, os.getcwd(), env, self.started + i, max(1, int(s.num_cpus)))
+                .remote(self.argv, os.getcwd(), env, self.started + i, s.threads)
                 for i, s in enumerate(slots)]
         self.started += len(refs)
         return refs
@@ -331,7 +343,7 @@ class Driver:
                     break
                 if pending:
                     continue
-                if any(self.codes):
+                if any(self.codes) or (self.deadline is not None and time.monotonic() >= self.deadline):
                     break
                 if rounds > MAX_RETRIES:
                     self.codes.append(1)
@@ -361,3 +373,7 @@ class Driver:
         for ref in pending:
             self.ray.cancel(ref)
         self.ray.wait(pending, num_returns=len(pending), timeout=30)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(int(sys.argv[1]), sys.argv[2:]))

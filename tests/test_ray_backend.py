@@ -121,8 +121,8 @@ def test_slots_one_per_gpu_or_cpu_share_round_robin_over_nodes() -> None:
              {"NodeID": "cpu", "Alive": True, "Resources": {"CPU": 3}},
              {"NodeID": "dead", "Alive": False, "Resources": {"CPU": 64}}]
     slots = plan_slots(nodes, cpus_per_worker=1.5)
-    assert [(s.node_id, s.num_gpus, s.num_cpus) for s in slots] == [
-        ("gpu", 1, 0), ("cpu", 0, 1.5), ("gpu", 1, 0), ("cpu", 0, 1.5)]
+    assert [(s.node_id, s.num_gpus, s.num_cpus, s.threads) for s in slots] == [
+        ("gpu", 1, 0, 8), ("cpu", 0, 1.5, 1), ("gpu", 1, 0, 8), ("cpu", 0, 1.5, 1)]
     assert [s.node_id for s in plan_slots(nodes, 1.5, limit=2)] == ["gpu", "cpu"]
     assert worker_argv(["optimize", "--ray", "--workers", "4", "--study", "x"]) == ["optimize", "--study", "x"]
     assert worker_argv(["optimize", "--ray", "auto", "--n-trials", "3"]) == ["optimize", "--n-trials", "3"]
