@@ -234,7 +234,7 @@ def run_on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
             beats = dict(heartbeat_interval=args.heartbeat, grace_period=args.grace or 4 * args.heartbeat,
                          heartbeat_stale_trial_callback=_on_stale(RetryFromCheckpoint(args.max_retry)))
         study = load_study(spec, open_storage(url, **beats))  # create it once, before the workers race
-        driver = Driver(ray, study, args.n_trials or spec.n_trials, spec.cpus_per_worker,
+        driver = Driver(ray, study, args.n_trials or spec.n_trials, spec.cpus_per_worker or 1,
                         worker_argv(args.argv), watch_running=bool(beats), timeout=args.timeout)
         slots = driver.slots(args.workers if workers_given(args.argv) else None)
         print(f"study {spec.study} in {redact(url)}: {len(slots)} workers on "
