@@ -138,6 +138,7 @@ def _running_with_checkpoint_on(url: str, name: str, node: str) -> optuna.trial.
                  and _node(t) == node), None)
 
 
+@pytest.mark.slow
 def test_study_over_both_nodes_to_exactly_its_total_a_lost_nodes_trial_resumed_on_the_other(
         ray_cluster: RayCluster, pg_url: str, tmp_path: Path) -> None:
     """Two workers, one per node, share the study through the proxy; the worker node is removed
