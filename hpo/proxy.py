@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -45,6 +46,16 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
+]
+
+
+# A worker rides over a proxy restart: every call waits for the proxy for up to this long
+# (gRPC's waitForReady), then fails as before.
+PATIENCE_SECONDS = 60
+CLIENT_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.service_config", json.dumps({"methodConfig": [
+        {"name": [{}], "waitForReady": True, "timeout": f"{PATIENCE_SECONDS}s"}]})),
 ]
 
 
@@ -215,8 +226,13 @@ def _client_class() -> type:
             self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
             super().__init__(host=host, port=port)
 
-        def _setup(self) -> None:
-            super()._setup()
+        def _setup(self) -> None:  # GrpcStorageProxy's, on a channel that waits for a restarting proxy
+            from optuna.storages._grpc.auto_generated import api_pb2_grpc
+            from optuna.storages._grpc.client import GrpcClientCache
+
+            self._channel = _grpc().insecure_channel(f"{self._host}:{self._port}", options=CLIENT_OPTIONS)
+            self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
+            self._cache = GrpcClientCache(self._stub)
             call = self._channel.unary_unary
             self._hpo = {name: call(f"/{SERVICE}/{name}", request_serializer=_dumps, response_deserializer=_loads)
                          for name in ("Beat", "Stale", "Note", "Report")}
@@ -280,8 +296,16 @@ class RemoteLock:
         self._call: Any = None
 
     def acquire(self) -> None:
-        self._call = self._hold({"study": self._study})
-        next(self._call)  # blocks until the proxy holds the lock for us
+        grpc, deadline = _grpc(), time.monotonic() + PATIENCE_SECONDS
+        while True:
+            self._call = self._hold({"study": self._study}, wait_for_ready=True)
+            try:
+                next(self._call)  # blocks until the proxy holds the lock for us
+                return
+            except grpc.RpcError as e:  # the proxy went away while we waited: wait for it again
+                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def release(self) -> None:
         if self._call is not None:

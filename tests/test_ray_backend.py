@@ -52,26 +52,29 @@ def _proxy_url(proxy: subprocess.Popen[str]) -> str:
 
 @pytest.fixture(scope="module")
 def ray_cluster(pg_url: str) -> Iterator[RayCluster]:
-    env = {**LOOPBACK_RAY, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    temp = tempfile.mkdtemp(prefix="hpo-ray-", dir="/tmp")  # short: Ray's socket paths live under it
+    os.makedirs(os.path.join(temp, "ray"))  # Ray's sessions and its current-cluster file: none in /tmp/ray
+    env = {**LOOPBACK_RAY, "RAY_TMPDIR": temp,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # before `import ray`: Ray reads it once; its node processes inherit it
     from ray.cluster_utils import Cluster
 
-    temp = tempfile.mkdtemp(prefix="hpo-ray-", dir="/tmp")  # short: Ray's socket paths live under it
     proxy = subprocess.Popen([sys.executable, "-m", "hpo", "storage-proxy", "--storage", pg_url, "--port", "0"],
                              env=hpo_env(), stderr=subprocess.PIPE, text=True)  # starts while the nodes do
-    cluster = Cluster(initialize_head=True, head_node_args=dict(
-        num_cpus=1, node_ip_address="127.0.0.1", include_dashboard=False, include_log_monitor=False,
-        temp_dir=temp))
+    cluster = None
     try:
-        worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", temp_dir=temp)
+        cluster = Cluster(initialize_head=True, head_node_args=dict(
+            num_cpus=1, node_ip_address="127.0.0.1", include_dashboard=False, include_log_monitor=False))
+        worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
         yield RayCluster(cluster, cluster.head_node.node_id, worker, _proxy_url(proxy),
                          {**env, "RAY_ADDRESS": cluster.address})
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
