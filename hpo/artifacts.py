@@ -2,7 +2,9 @@
 
 A trial's newest checkpoint is recorded in its system attribute ``hpo:checkpoint``
 (artifact id and step); a retried trial inherits that attribute, so it starts from the
-checkpoint of the trial it retries, on this or any machine that sees the same store.
+checkpoint of the trial it retries, on this or any machine that sees the same store: a
+directory every machine mounts, or an S3 bucket (``s3://BUCKET/PREFIX``, :mod:`hpo.object_store`).
+
 
 What a checkpoint may contain. The store is a directory every machine shares, and
 optuna-dashboard can upload files into it from a browser, so a checkpoint is data from a
@@ -45,12 +47,21 @@ class CheckpointRefused(Exception):
     """A checkpoint that ``torch.load(weights_only=True)`` does not accept; the message says why."""
 
 
-def artifact_dir(path: str | Path | None = None) -> Path:
+def artifact_location(path: str | Path | None = None) -> str:
     """``--artifacts`` wins, then ``$HPO_ARTIFACTS``, then ``artifacts/`` here."""
-    return Path(path or os.environ.get("HPO_ARTIFACTS") or DEFAULT_DIR)
+    return str(path or os.environ.get("HPO_ARTIFACTS") or DEFAULT_DIR)
+
+
+def artifact_dir(path: str | Path | None = None) -> Path:
+    return Path(artifact_location(path))
 
 
 def open_artifact_store(path: str | Path | None = None) -> FileSystemArtifactStore:
+    where = artifact_location(path)
+    if where.startswith("s3://"):
+        from hpo.object_store import S3Store
+
+        return S3Store(where)  # type: ignore[return-value]  # the same artifact-store protocol
     base = artifact_dir(path)
     base.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(base)

@@ -123,9 +123,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     check_url(args.storage)  # a bad --storage is one line before anything is read or imported
     # A parent of workers only finds the objective's module: the workers import it.
-    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1)
+    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1 and args.ray is None)
     if args.study and args.spec and spec.study != args.study:
         raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
+    if args.ray is not None:
+        from hpo.ray_backend import run_on_ray
+
+        return run_on_ray(spec, args)
     if args.two_stage or args.dry_run:
         from hpo.commands.narrow import optimize_two_stage
 
@@ -196,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=count(1), default=1,
                    help="worker processes on this machine (one GPU each on CUDA)")
     add_run_options(p)
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="workers as Ray tasks on every node: auto, ray://HOST:PORT or HOST:PORT (none: a local Ray)")
     from hpo.commands.narrow import add_options
 
     add_options(p)  # --two-stage, --dry-run and the narrowing flags

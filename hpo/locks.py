@@ -3,7 +3,8 @@
 Without it, two workers can both see 199 of 200 trials and both start the 200th. The lock
 lives where the study does: a PostgreSQL advisory lock, a MySQL named lock, or a file
 lock beside an SQLite database or journal file, so it works across machines where the
-storage does.
+storage does. Behind the gRPC storage proxy the proxy holds that lock for the worker
+(:class:`hpo.proxy.RemoteLock`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ class StudyLock:
         self._name = f"hpo:{hashlib.sha1(study_name.encode()).hexdigest()[:40]}"
         self._engine, self._conn, self._file = engine, None, None
         self._path: Path | None = None
-        if url.startswith(JOURNAL_PREFIX):
+        self._remote = None
+        if url.startswith("grpc://"):
+            from hpo.proxy import RemoteLock
+
+            self._remote = RemoteLock(url, study_name)
+        elif url.startswith(JOURNAL_PREFIX):
             self._path = Path(url[len(JOURNAL_PREFIX):] + ".hpo-lock")
         elif url.startswith("sqlite"):
             database = make_url(url).database
@@ -34,7 +40,9 @@ class StudyLock:
         self._dialect = None if engine is None else engine.dialect.name
 
     def acquire(self) -> None:
-        if self._path is not None:
+        if self._remote is not None:
+            self._remote.acquire()
+        elif self._path is not None:
             self._file = open(self._path, "a+")  # noqa: SIM115 - held until release()
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif self._dialect in ("postgresql", "mysql", "mariadb"):
@@ -46,6 +54,8 @@ class StudyLock:
             self._conn.commit()
 
     def release(self) -> None:
+        if self._remote is not None:
+            self._remote.release()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()

@@ -266,6 +266,7 @@ class StudySpec(_Strict):
     space: dict[str, Param] = Field(default_factory=dict)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     one_factor_levels: int | None = Field(default=None, ge=2, le=10)
+    cpus_per_worker: float | None = Field(default=None, gt=0)  # a worker's CPUs on a Ray CPU node (None: 1)
     parent: dict[str, Any] | None = None
     # shorthand: each name's values become a categorical parameter, searched by the grid sampler;
     # not dumped (the space and sampler it made are)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 
 from hpo.artifacts import CHECKPOINT_ATTR, Checkpoints, open_artifact_store
+from hpo.errors import HpoError
 from hpo.retries import RetryFromCheckpoint
 from hpo.storage import open_storage
 
@@ -63,3 +67,13 @@ def test_retry_budget_is_respected(tmp_path: Path) -> None:
     retry(study, storage.get_trial(second._trial_id))  # second failure of the same chain: not again
     assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 0
     assert storage.get_trial(second._trial_id).system_attrs["retry_history"] == [0]
+
+
+def test_s3_store_is_lazy_and_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only construction is tested here (no S3 is reachable): nothing is imported or contacted
+    before the first checkpoint; without boto3 that first use is one line."""
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as without the extra
+    store = open_artifact_store("s3://ckpts/team/ngpt/")
+    assert (store.bucket, store.key("abc")) == ("ckpts", "team/ngpt/abc")
+    with pytest.raises(HpoError, match=r'^--artifacts s3://ckpts/team/ngpt/: needs boto3 \(fix: pip install'):
+        store.write("abc", io.BytesIO(b"x"))
