@@ -18,7 +18,7 @@ from typing import Any, Callable, NoReturn
 
 import optuna
 
-from hpo.errors import HpoError, SpecError
+from hpo.errors import HpoError, SpecError, first_line
 from hpo.storage import check_url, load_study, open_storage, redact, resolve_url
 
 Command = Callable[[argparse.Namespace], int]
@@ -84,7 +84,7 @@ def port(text: str) -> int:
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="SQLAlchemy URL or journal:PATH (default: $HPO_STORAGE or sqlite:///studies.db)")
+    p.add_argument("--storage", help="SQLAlchemy URL, journal:PATH or grpc://HOST:PORT of hpo storage-proxy (default: $HPO_STORAGE or sqlite:///studies.db)")
 
 
 def _add_study(p: argparse.ArgumentParser, spec: bool = True) -> None:
@@ -269,6 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `hpo show ... | head`: the reader has what it wanted
         _silence_stdout()
         return 0
+    except Exception as e:  # noqa: BLE001 - a storage server gone mid-run is one line, not a traceback
+        if not _lost_storage(e):
+            raise
+        print(f"error: the storage stopped answering: {type(e).__name__}: {first_line(e)} (fix: check that "
+              "the database or hpo storage-proxy runs, then re-run the same command to continue)", file=sys.stderr)
+        return 1
+
+
+def _lost_storage(error: BaseException) -> bool:
+    """A lost database or gRPC proxy connection (SQLAlchemy's OperationalError, gRPC's RpcError)."""
+    kinds = {f"{type(e).__module__}.{type(e).__name__}" for e in (error, error.__cause__, error.__context__) if e}
+    return any(k.startswith(("grpc.", "sqlalchemy.exc.OperationalError")) for k in kinds)
 
 
 def _silence_stdout() -> None:
