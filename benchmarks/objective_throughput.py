@@ -112,9 +112,10 @@ def throughput(steps: int, repeats: int, threads: int) -> None:
 
 
 def muon_shapes(preset: str) -> list[tuple[int, int]]:
-    """The distinct Muon matrix shapes of a preset: q/k/v/o (d×d), c_fc (8d×d), mlp_c_proj (d×4d)."""
+    """The distinct matrix shapes Muon orthogonalises in a preset: q/k/v/o (d×d), each half of
+    the stacked c_fc (4d×d; ``split: 2``), mlp_c_proj (d×4d)."""
     d = int(yaml.safe_load(SPECS[preset].read_text())["fixed"]["d_model"])
-    return [(d, d), (8 * d, d), (d, 4 * d)]
+    return [(d, d), (4 * d, d), (d, 4 * d)]
 
 
 def time_orthogonalize(shape: tuple[int, int], method: str, device: str, dtype: torch.dtype, repeats: int) -> float:
