@@ -14,7 +14,8 @@ objective is deterministic on CPU), so only the clocks can differ. Time to targe
 It prints the loaded/quiet ratio of the medians of each clock. Goal: ``cpu_seconds`` within 1.15.
 "Quiet" is whatever else the machine runs meanwhile: the load average is printed with each run.
 
-Run: ``python benchmarks/clock_noise.py [--repeats 2 --hogs 2]``.
+Run: ``python benchmarks/clock_noise.py [--repeats 2 --hogs 2 --pin CPU]`` (``--pin 0``: the training
+stays on one core, so the busy loops cannot make it migrate between cores and refill its caches).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def time_to_target(config: dict[str, Any], target: float) -> dict[str, float]:
 
 
 def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
-    """``n`` CPU-bound processes (busy loops) competing for the cores."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    """``n`` CPU-bound processes (busy loops) competing for the cores (free to run on any of them)."""
+    every_cpu = lambda: os.sched_setaffinity(0, range(os.cpu_count() or 1))  # noqa: E731  not our pinning
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=every_cpu) for _ in range(n)]
 
 
 def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
@@ -85,14 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=2, help="quiet/loaded pairs (default 2)")
     parser.add_argument("--hogs", type=int, default=2, help="competing CPU-bound processes (default 2)")
+    parser.add_argument("--pin", type=int, default=None, metavar="CPU",
+                        help="pin the training (not the busy loops) to this CPU: no migrations between cores")
     args = parser.parse_args()
     config, target = default_config()
     print(f"default config of {SPEC.name} to val_loss < {target}, 1 thread, {os.cpu_count()} cores; "
-          f"{args.repeats} quiet/loaded pairs, {args.hogs} busy loops when loaded", flush=True)
+          f"{args.repeats} quiet/loaded pairs, {args.hogs} busy loops when loaded"
+          + ("" if args.pin is None else f", training pinned to CPU {args.pin}"), flush=True)
     runs: dict[str, list[dict[str, float]]] = {"quiet": [], "loaded": []}
     for i in range(args.repeats):
         for kind in (("quiet", "loaded") if i % 2 == 0 else ("loaded", "quiet")):
             hogs = start_hogs(args.hogs) if kind == "loaded" else []
+            if args.pin is not None:
+                os.sched_setaffinity(0, {args.pin})
             try:
                 time.sleep(1.0 if hogs else 0.0)  # let the busy loops get going
                 r = time_to_target(config, target)
