@@ -1,89 +1,140 @@
-"""Byte-level language-model data: text through HF ``datasets``, split, and batched.
+"""Language-model data: token splits (prepared once, memory-mapped) and batches.
 
-Three sources share one code path (a ``datasets.Dataset`` with a ``text`` column):
+``dataset`` (the objective's config key) is one of:
 
-- ``"pydoc"`` (default, offline): CPython's own ``pydoc_data.topics`` help text, ~465 K characters
-  that ship with every Python, so tests and the CPU study need no network;
-- ``"wikitext2"``: ``load_dataset("wikitext", "wikitext-2-raw-v1")`` from the hub or the local cache;
-- a path or glob of local text files, read with the ``datasets`` "text" builder.
+- a named corpus of ``objectives.prepare`` (``kjv``, the CPU presets' default; ``pydoc``):
+  UTF-8 bytes, prepared once into the local cache (the first use prepares it);
+- a path or glob of local **text** files: read and tokenised to bytes in-process;
+- a path or glob of **token shards** ending in ``.bin``, FineWeb-style as modded-nanogpt reads
+  them: a header of 256 little-endian int32 (``[0]`` the magic 20240520, ``[1]`` the version 1,
+  ``[2]`` the number of tokens), then that many ``uint16`` GPT-2 token ids. Shards whose file
+  name contains ``val`` form the validation split (``fineweb_val_000000.bin``), the others the
+  training split; with no ``val`` shard the last 10 % of the tokens are held out. The vocabulary
+  is GPT-2's 50257 ids, padded to 50304 (a multiple of 128) as in modded-nanogpt.
 
-Tokens are UTF-8 bytes (vocabulary 256, no tokenizer download). The last 10 % of the token
-stream is the validation split. Tokenised splits are cached in-process, so the many trials of a
-study running in one process tokenise once.
+Nothing is downloaded at training time. Splits are memory-mapped (or held once per process for
+local text), so the many trials of a study share them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import socket
-from collections.abc import Iterator
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-VOCAB_SIZE = 256
-VAL_FRACTION = 0.1
-VAL_SEED = 1234  # the validation batches are the same for every trial of every study
-HUB_HOST = ("huggingface.co", 443)
+from objectives.prepare import CORPORA, VAL_FRACTION, is_prepared, prepare, prepared_dir
 
-_TRUE = {"1", "ON", "YES", "TRUE"}
+VAL_SEED = 1234  # the validation batches are the same for every trial of every study
+SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
+GPT2_VOCAB_PADDED = 50304  # GPT-2's 50257 ids, padded to a multiple of 128
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Train and validation byte streams (uint8 arrays) of one dataset."""
+    """Train and validation token streams of one dataset, and its vocabulary size."""
 
     train: np.ndarray
     val: np.ndarray
+    vocab_size: int = 256
 
 
 _CACHE: dict[str, Splits] = {}
 
 
-def load_splits(dataset: str = "pydoc") -> Splits:
-    """The tokenised train/val splits of ``dataset``, tokenised once per process."""
-    key = dataset if dataset in ("pydoc", "wikitext2") else _cache_key(dataset)
+def load_splits(dataset: str = "kjv") -> Splits:
+    """The train/val token splits of ``dataset`` (see the module docstring), loaded once per process.
+
+    Args:
+        dataset: a named corpus, a path/glob of text files, or a path/glob of ``.bin`` shards.
+    """
+    key = dataset if dataset in CORPORA else _cache_key(dataset)
     if key not in _CACHE:
-        tokens = encode_bytes(_load_text_dataset(dataset))
-        if len(tokens) < 1000:
-            raise ValueError(f"dataset {dataset!r} has only {len(tokens)} bytes of text; need ≥ 1000")
-        cut = int(len(tokens) * (1 - VAL_FRACTION))
-        _CACHE[key] = Splits(train=tokens[:cut], val=tokens[cut:])
+        if dataset in CORPORA:
+            splits = _load_prepared(dataset)
+        elif all(f.endswith(".bin") for f in _local_files(dataset)):
+            splits = _load_shards(_local_files(dataset))
+        else:
+            splits = _load_text_files(_local_files(dataset))
+        if len(splits.train) < 1000 or len(splits.val) < 100:
+            raise ValueError(f"dataset {dataset!r} has only {len(splits.train)} train / {len(splits.val)} val tokens "
+                             "(fix: give at least ~10 KB of text)")
+        _CACHE[key] = splits
     return _CACHE[key]
 
 
-def encode_bytes(ds: Any) -> np.ndarray:
-    """Join a dataset's ``text`` rows with newlines and return the UTF-8 bytes as uint8."""
-    text = "\n".join(ds["text"])
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+def _load_prepared(name: str) -> Splits:
+    """A named corpus from the cache, prepared first (one progress line on stderr) when missing."""
+    if not is_prepared(name):
+        prepare(name, log=lambda line: print(line, file=sys.stderr, flush=True))
+    d = prepared_dir(name)
+    return Splits(train=np.memmap(d / "train.bin", dtype=np.uint8, mode="r"),
+                  val=np.memmap(d / "val.bin", dtype=np.uint8, mode="r"), vocab_size=256)
 
 
-def _load_text_dataset(dataset: str) -> Any:
-    """A ``datasets.Dataset`` with a ``text`` column for a dataset name or file path/glob."""
-    import datasets
+def _load_text_files(files: list[str]) -> Splits:
+    """Local text files, joined with newlines, as UTF-8 bytes; the last 10 % is validation."""
+    text = b"\n".join(open(f, "rb").read().rstrip(b"\n") for f in files)
+    tokens = np.frombuffer(text, dtype=np.uint8)
+    cut = int(len(tokens) * (1 - VAL_FRACTION))
+    return Splits(train=tokens[:cut], val=tokens[cut:], vocab_size=256)
 
-    if dataset == "pydoc":
-        from pydoc_data.topics import topics
 
-        return datasets.Dataset.from_dict({"text": list(topics.values())})
-    if dataset == "wikitext2":
-        return _load_wikitext2()
-    files = _local_files(dataset)
-    return datasets.load_dataset("text", data_files=files, split="train")
+def read_shard(path: str) -> np.ndarray:
+    """The ``uint16`` tokens of one FineWeb-style shard, memory-mapped after its header.
+
+    Args:
+        path: a ``.bin`` file as described in the module docstring.
+    """
+    header = np.fromfile(path, dtype="<i4", count=SHARD_HEADER_INTS)
+    if len(header) < SHARD_HEADER_INTS or header[0] != SHARD_MAGIC or header[1] != SHARD_VERSION:
+        raise ValueError(f"{path} is not a token shard (header magic {SHARD_MAGIC}, version {SHARD_VERSION}; "
+                         "fix: give modded-nanogpt's fineweb_*.bin files or a text file)")
+    n = int(header[2])
+    tokens = np.memmap(path, dtype="<u2", mode="r", offset=SHARD_HEADER_INTS * 4, shape=(n,))
+    return tokens
+
+
+def write_shard(path: str, tokens: np.ndarray) -> None:
+    """Write ``tokens`` (ids < 65536) as a FineWeb-style shard (used by tests and for own data).
+
+    Args:
+        path: the ``.bin`` file to write.
+        tokens: 1-D token ids.
+    """
+    header = np.zeros(SHARD_HEADER_INTS, dtype="<i4")
+    header[:3] = SHARD_MAGIC, SHARD_VERSION, len(tokens)
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(np.asarray(tokens, dtype="<u2").tobytes())
+
+
+def _load_shards(files: list[str]) -> Splits:
+    """Training shards and ``val`` shards (by file name), concatenated once each."""
+    val_files = [f for f in files if "val" in os.path.basename(f)]
+    train_files = [f for f in files if f not in val_files]
+    if not train_files:
+        raise ValueError(f"only validation shards in {files} (fix: add the fineweb_train_*.bin shards to the glob)")
+    cat = lambda fs: np.concatenate([read_shard(f) for f in fs]) if len(fs) > 1 else read_shard(fs[0])  # noqa: E731
+    train = cat(train_files)
+    if val_files:
+        val = cat(val_files)
+    else:
+        cut = int(len(train) * (1 - VAL_FRACTION))
+        train, val = train[:cut], train[cut:]
+    return Splits(train=train, val=val, vocab_size=GPT2_VOCAB_PADDED)
 
 
 def _local_files(pattern: str) -> list[str]:
     """Files matching a path or glob; a clear error when none exist."""
-    files = sorted(glob.glob(os.path.expanduser(pattern)))
-    files = [f for f in files if os.path.isfile(f)]
+    files = sorted(f for f in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(f))
     if not files:
-        raise ValueError(
-            f"dataset {pattern!r} is neither 'pydoc', 'wikitext2' nor an existing text file or glob"
-        )
+        raise ValueError(f"dataset {pattern!r} is neither a named corpus {sorted(CORPORA)} nor an existing file or glob "
+                         "(fix: dataset: kjv, or a path/glob of local text files or .bin token shards)")
     return files
 
 
@@ -92,96 +143,56 @@ def _cache_key(pattern: str) -> str:
     return "|".join(f"{f}:{os.path.getsize(f)}:{os.path.getmtime(f)}" for f in _local_files(pattern))
 
 
-def _load_wikitext2() -> Any:
-    """WikiText-2 (raw) train+validation+test text, from the hub or, when offline, the local cache.
-
-    When the hub is unreachable we go straight to offline mode (the ``datasets`` default retries
-    for ~25 s) and, if the cache lacks the dataset, fail with one line that says what to do.
-    """
-    import datasets
-
-    offline = _env_offline() or not _hub_reachable()
-    try:
-        with _forced_offline(offline):
-            parts = datasets.load_dataset("wikitext", "wikitext-2-raw-v1")
-    except Exception as exc:  # whatever went wrong, the remedy is the same
-        where = "offline and not in the local cache" if offline else f"failed to load ({exc})"
-        raise RuntimeError(
-            f"dataset 'wikitext2' (wikitext-2-raw-v1 from the Hugging Face hub) is {where}; "
-            "use dataset: pydoc or a path/glob of local text files instead"
-        ) from exc
-    return datasets.concatenate_datasets([parts["train"], parts["validation"], parts["test"]])
-
-
-def _env_offline() -> bool:
-    """Whether offline mode is asked for in the environment now (not only at import time)."""
-    return any(os.environ.get(v, "").upper() in _TRUE for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP connect to the hub, so an absent network fails in seconds."""
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _forced_offline(offline: bool) -> Iterator[None]:
-    """Put ``datasets`` and ``huggingface_hub`` in offline mode for the block when ``offline``.
-
-    Both libraries read their offline flags once at import; setting the module constants is how
-    a flag decided later takes effect.
-    """
-    import datasets.config
-    import huggingface_hub.constants
-
-    if not offline:
-        yield
-        return
-    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
-    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
-
-
-def _windows(tokens: torch.Tensor, starts: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-token targets (int64, ``len(starts)`` × ``seq_len``) at the given offsets."""
-    idx = starts[:, None] + torch.arange(seq_len + 1, device=tokens.device)
-    chunk = tokens[idx].long()
+    chunk = torch.from_numpy(tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64))
+    chunk = chunk.to(device, non_blocking=True)
     return chunk[:, :-1], chunk[:, 1:]
 
 
 def validation_batches(
     val: np.ndarray, *, n_batches: int, batch_size: int, seq_len: int, device: torch.device
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Fixed validation batches: windows drawn once with a constant seed, identical every eval."""
+    """Fixed validation batches: windows drawn once with a constant seed, identical every eval.
+
+    Args:
+        val: the validation tokens.
+        n_batches: how many batches.
+        batch_size: windows per batch.
+        seq_len: tokens per window.
+        device: where the batches live.
+    """
     if len(val) <= seq_len + 1:
-        raise ValueError(f"validation split ({len(val)} bytes) is shorter than seq_len+1 = {seq_len + 1}")
+        raise ValueError(f"validation split ({len(val)} tokens) is shorter than seq_len+1 = {seq_len + 1} (fix: a smaller seq_len)")
     rng = np.random.default_rng(VAL_SEED)
-    tokens = torch.from_numpy(val).to(device)
     starts = rng.integers(0, len(val) - seq_len - 1, size=(n_batches, batch_size))
-    return [_windows(tokens, torch.from_numpy(s).to(device), seq_len) for s in starts]
+    return [_windows(val, s, seq_len, device) for s in starts]
 
 
 class BatchSampler:
-    """Seeded random training windows; its state (the generator's) makes a resume exact."""
+    """Seeded random training windows; its state (the generator's) makes a resume exact.
+
+    Args:
+        train: the training tokens.
+        batch_size: windows per batch.
+        seq_len: tokens per window.
+        seed: the generator's seed.
+        device: where batches go.
+    """
 
     def __init__(self, train: np.ndarray, *, batch_size: int, seq_len: int, seed: int, device: torch.device) -> None:
         if len(train) <= seq_len + 1:
-            raise ValueError(f"train split ({len(train)} bytes) is shorter than seq_len+1 = {seq_len + 1}")
-        self.tokens = torch.from_numpy(train).to(device)
+            raise ValueError(f"train split ({len(train)} tokens) is shorter than seq_len+1 = {seq_len + 1} (fix: a smaller seq_len)")
+        self.tokens = train
         self.batch_size = batch_size
         self.seq_len = seq_len
+        self.device = device
         self.rng = np.random.default_rng(seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch of inputs and targets."""
         starts = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size)
-        return _windows(self.tokens, torch.from_numpy(starts).to(self.tokens.device), self.seq_len)
+        return _windows(self.tokens, starts, self.seq_len, self.device)
 
     def state_dict(self) -> dict[str, Any]:
         """The position in the batch stream."""

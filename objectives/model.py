@@ -5,7 +5,7 @@ dimension and every hidden state lives on the unit hypersphere; there is no Laye
 moves the hidden state towards its (normalised) attention and MLP outputs with learnable
 per-dimension step sizes ("eigen learning rates") α:
 
-    h ← norm(h + α_A (norm(attn(h)) − h)),   h ← norm(h + α_M (norm(mlp(h)) − h))
+    h ← norm(h);   h ← norm(h + α_A (norm(attn(h)) − h));   h ← norm(h + α_M (norm(mlp(h)) − h))
 
 Scaling vectors restore the magnitudes that normalisation removes: s_qk on the normalised queries
 and keys (so the softmax scale is sqrt(d_head), not 1/sqrt(d_head)), s_u and s_v on the SwiGLU
@@ -14,7 +14,12 @@ is stored as ``init_scaling`` and multiplied by ``init_value / init_scaling`` in
 the paper's trick to give them a sensible effective learning rate under a shared Adam lr.
 
 The matrices drift off the sphere under optimiser steps; ``normalize_weights()`` projects them
-back (every ``lazy_proj_freq`` steps in the training loop, and once at construction).
+back (every ``lazy_proj_freq`` steps in the training loop, and once at construction). Between
+projections the embedding rows drift off the sphere too, so each block re-normalises the hidden
+state on entry (NVIDIA/ngpt's block works on ``justnorm(h)``: "normally, normalization is not
+needed"; with lazy projection it is): with projection every step this is a no-op up to rounding.
+
+α starts at ``alpha_init`` (nGPT: 0.05; seed 003's baseline: 0.15, our default).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class NGPTConfig:
-    """Model shape. ``seq_len`` bounds the rotary tables; ``mlp_ratio`` sets the SwiGLU width."""
+    """Model shape. ``seq_len`` bounds the rotary tables; ``mlp_ratio`` sets the SwiGLU width;
+    ``alpha_init`` is the initial eigen learning rate α of every block."""
 
     vocab_size: int = 256
     seq_len: int = 256
@@ -37,6 +43,7 @@ class NGPTConfig:
     n_head: int = 4
     d_model: int = 128
     mlp_ratio: int = 4
+    alpha_init: float = 0.15
 
     @property
     def base_scale(self) -> float:
@@ -97,8 +104,8 @@ class Block(nn.Module):
         self.c_fc = nn.Linear(d, 2 * hidden, bias=False)
         self.mlp_c_proj = nn.Linear(hidden, d, bias=False)
         self.rotary = Rotary(self.head_dim, cfg.seq_len)
-        self.attn_alpha = ScaledGain(d, init_value=0.05, init_scaling=s)
-        self.mlp_alpha = ScaledGain(d, init_value=0.05, init_scaling=s)
+        self.attn_alpha = ScaledGain(d, init_value=cfg.alpha_init, init_scaling=s)
+        self.mlp_alpha = ScaledGain(d, init_value=cfg.alpha_init, init_scaling=s)
         self.sqk = ScaledGain(d, init_value=1.0, init_scaling=s)
         self.su = ScaledGain(hidden, init_value=1.0, init_scaling=1.0)
         self.sv = ScaledGain(hidden, init_value=1.0, init_scaling=1.0)
@@ -127,6 +134,7 @@ class Block(nn.Module):
         return self.mlp_c_proj(u * F.silu(v))
 
     def forward(self, h: Tensor) -> Tensor:
+        h = justnorm(h)  # back on the sphere: embedding rows drift between lazy projections
         h = justnorm(h + self.attn_alpha().abs() * (justnorm(self.attention(h)) - h))
         h = justnorm(h + self.mlp_alpha().abs() * (justnorm(self.mlp(h)) - h))
         return h
@@ -160,6 +168,14 @@ class NGPT(nn.Module):
         """The 2-D matrices inside the blocks: what Muon optimises."""
         return [p for b in self.blocks for p in b.parameters() if p.ndim == 2]
 
+    def stacked_matrices(self) -> dict[int, int]:
+        """``id(matrix) → k`` for matrices that stack k logical matrices along their rows.
+
+        SwiGLU's ``c_fc`` is ``[W_u; W_v]`` (two ``hidden × d`` matrices in one layer, for one
+        matmul); an optimiser that works on whole matrices (Muon) must treat each on its own.
+        """
+        return {id(b.c_fc.weight): 2 for b in self.blocks}
+
     @torch.no_grad()
     def normalize_weights(self) -> None:
         """Project every normalised matrix back onto the unit sphere along its embedding dim."""
@@ -167,7 +183,12 @@ class NGPT(nn.Module):
             w.copy_(justnorm(w.float(), dim).to(w.dtype))
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> Tensor:
-        """Logits (B, T, V), or the mean cross-entropy when ``targets`` are given."""
+        """Logits (B, T, V), or the mean cross-entropy when ``targets`` are given.
+
+        Args:
+            idx: token ids, (B, T) int64.
+            targets: next-token ids, (B, T) int64, or None for logits.
+        """
         h = self.wte(idx)
         for block in self.blocks:
             h = block(h)

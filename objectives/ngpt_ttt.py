@@ -2,26 +2,41 @@
 
 ``train(config, report)`` is what ``hpo`` calls (spec ``objective: objectives.ngpt_ttt:train``);
 it can also run bare with any callable reporter, e.g. ``hpo.protocol.NullReporter``. It reports
-``val_loss``, ``val_ppl``, ``tokens``, ``train_seconds`` (and ``train_loss``) every ``val_freq``
-steps and at the last step, on fixed validation batches. It never decides anything about the
-target or the budget: ``report`` may raise ``hpo.protocol.StopTrial`` to end the run, which this
-module never catches.
+``val_loss``, ``val_ppl``, ``tokens``, ``train_seconds``, ``cpu_seconds`` (and ``train_loss``)
+every ``val_freq`` steps and at the last step, on fixed validation batches. It never decides
+anything about the target or the budget: ``report`` may raise ``hpo.protocol.StopTrial`` to end
+the run, which this module never catches.
 
-``train_seconds`` is the time-to-target clock, modded-nanogpt speedrun style: it runs only while
-training, stops during validation and checkpointing (with a CUDA sync before each reading), and
-excludes ``warmup_steps`` warm-up steps. Those warm-up steps run the real training step (to warm
-kernels, allocator and ``torch.compile``) and are then undone: model, optimiser, batch stream and
-RNG go back to their initial state, so the excluded time buys no learning.
+Two training clocks run over the same intervals: only while training, stopped during validation
+and checkpointing, and excluding ``warmup_steps`` warm-up steps.
+
+- ``train_seconds``: wall-clock of those intervals, modded-nanogpt speedrun style (with a CUDA
+  sync at each edge). The GPU preset's clock: on a dedicated GPU it measures the config.
+- ``cpu_seconds``: the CPU time this process spent in them (``time.process_time()`` deltas,
+  all of its threads). The CPU presets' clock: on a shared machine other processes slow the
+  wall-clock of a step but barely change its CPU seconds (``benchmarks/clock_noise.py``).
+
+The warm-up steps run the real training step (to warm kernels, allocator and ``torch.compile``)
+and are then undone: model, optimiser, batch stream and RNG go back to their initial state, so
+the excluded time buys no learning.
+
+Per step, as the references do it (every choice a config key, see ``DEFAULTS``): gradients
+clipped to a global norm of ``grad_clip`` (nGPT: 1.0); the learning rates of both optimisers
+scaled by ``lr_schedule`` over ``max_steps`` (``constant``; ``cooldown``: constant, then linear
+over the last ``cooldown_frac`` of the steps down to ``COOLDOWN_FLOOR`` of the base, as
+modded-nanogpt; ``cosine``: to 0, as nGPT); Muon's momentum warmed up linearly from
+``MOMENTUM_MIN`` over ``momentum_warmup_steps`` and cooled back to it over the last
+``MOMENTUM_COOLDOWN_STEPS`` (modded-nanogpt's 0.85 → 0.95 over 300 steps, back over 50).
 
 A diverged run is reported at once as ``val_loss=nan`` (hpo prunes the trial with a reason; the
 actual ``train_loss`` goes along); run bare, the function then returns with ``diverged=1``.
-Diverged means a non-finite training loss or one above ``DIVERGED_LOSS`` (ten times the loss of
-a uniform guess): nGPT's re-projection keeps the weights finite, so a huge learning rate shows as
+Diverged means a non-finite training loss or one above ``DIVERGED_FACTOR`` (10) times the loss
+of a uniform guess, log(vocabulary): nGPT's re-projection keeps the weights finite, so a huge learning rate shows as
 an exploding loss (millions of nats) rather than as NaN, and such a run never comes back.
 
 Checkpointing: when the reporter has ``restore()``, a returned state resumes the run at its step;
 every ``checkpoint_every`` validations ``report.checkpoint(state)`` receives model, optimiser,
-batch-stream and RNG states with step, tokens and elapsed ``train_seconds``.
+batch-stream and RNG states with step, tokens and both elapsed clocks.
 """
 
 from __future__ import annotations
@@ -36,13 +51,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from objectives.data import VOCAB_SIZE, BatchSampler, load_splits, validation_batches
+from objectives.data import BatchSampler, load_splits, validation_batches
 from objectives.model import NGPT, NGPTConfig
 from objectives.muon import Muon
 
 # The CPU study's defaults (search_spaces/ngpt_ttt.yaml); the GPU preset overrides the sizes.
+# Where a reference fixes a value, its value is the default unless seed 003 says otherwise.
 DEFAULTS: dict[str, Any] = {
-    "dataset": "pydoc",  # "pydoc" | "wikitext2" | path or glob of local text files
+    "dataset": "kjv",  # a corpus of objectives.prepare ("kjv", "pydoc") | path/glob of text files or .bin shards
     "seq_len": 128,
     "batch_size": 16,
     "n_layer": 2,
@@ -57,10 +73,17 @@ DEFAULTS: dict[str, Any] = {
     "orthog": "newton_schulz",  # "newton_schulz" | "polar_express"
     "lr": 0.03,  # Muon
     "adam_lr": 0.01,  # AdamW: embeddings, head, gains; all parameters when optimizer=adamw
-    "momentum": 0.95,
-    "variance_reduction": False,
+    "momentum": 0.95,  # after the warm-up (modded-nanogpt: 0.95)
+    "momentum_warmup_steps": 300,  # from MOMENTUM_MIN (0.85) up to momentum; 0 = constant momentum
+    "variance_reduction": False,  # NorMuon
+    "normuon_beta2": 0.9,  # NorMuon's second-moment EMA (modded-nanogpt: 0.9)
     "cautious_wd": False,
-    "weight_decay": 0.0,  # on the Muon matrices, × lr; nGPT itself uses none
+    "weight_decay": 1.2,  # on the Muon matrices (modded-nanogpt: 1.2 with the lr² scaling)
+    "cwd_lr_scaling": True,  # decay wd·lr·(lr_mul·lr) as modded-nanogpt; False: wd·lr
+    "lr_schedule": "cooldown",  # "constant" | "cooldown" (modded-nanogpt) | "cosine" (nGPT), over max_steps
+    "cooldown_frac": 0.6,  # the last fraction of max_steps that "cooldown" decays over (modded-nanogpt: 0.6)
+    "grad_clip": 1.0,  # global gradient-norm clip (nGPT: 1.0); 0 = off
+    "alpha_init": 0.15,  # nGPT's eigen learning rate α at init (seed 003's baseline; nGPT: 0.05)
     "lazy_proj_freq": 1,  # re-project the matrices onto the sphere every k steps
     "seed": 0,
     "device": "auto",  # "auto" (cuda if available) | "cpu" | "cuda" | "cuda:1" ...
@@ -71,21 +94,76 @@ DEFAULTS: dict[str, Any] = {
 
 Report = Callable[..., None]
 
-DIVERGED_LOSS = 10 * math.log(VOCAB_SIZE)  # nats per byte; a uniform guess scores log(256) ≈ 5.5
+LR_SCHEDULES = ("constant", "cooldown", "cosine")
+COOLDOWN_FLOOR = 0.15  # modded-nanogpt's cooldown ends at 0.15 of the base learning rate
+MOMENTUM_MIN = 0.85  # modded-nanogpt's momentum warm-up start and cooldown end
+MOMENTUM_COOLDOWN_STEPS = 50
+DIVERGED_FACTOR = 10  # diverged: a training loss above 10 × that of a uniform guess, log(vocab)
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` overridden by ``config``; unknown keys are an error (they would be silently ignored)."""
+    """``DEFAULTS`` overridden by ``config``; a bad key or value is one line naming it and the fix.
+
+    Args:
+        config: the trial's config (fixed values and sampled parameters).
+    """
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown ngpt_ttt config keys {unknown}; known: {sorted(DEFAULTS)}")
+        raise ValueError(f"unknown ngpt_ttt config keys {unknown} (fix: remove them; known: {sorted(DEFAULTS)})")
     cfg = {**DEFAULTS, **config}
-    if cfg["optimizer"] not in ("muon", "adamw"):
-        raise ValueError(f"optimizer must be 'muon' or 'adamw', got {cfg['optimizer']!r}")
-    for key in ("val_freq", "lazy_proj_freq", "max_steps", "val_batches"):
+    choices = {"optimizer": ("muon", "adamw"), "orthog": ("newton_schulz", "polar_express"), "lr_schedule": LR_SCHEDULES}
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            raise ValueError(f"{key} must be one of {list(allowed)}, got {cfg[key]!r} (fix: {key}: {allowed[0]})")
+    for key in ("val_freq", "lazy_proj_freq", "max_steps", "val_batches", "batch_size", "seq_len"):
         if int(cfg[key]) < 1:
-            raise ValueError(f"{key} must be ≥ 1, got {cfg[key]!r}")
+            raise ValueError(f"{key} must be ≥ 1, got {cfg[key]!r} (fix: {key}: {DEFAULTS[key]})")
+    for key in ("momentum_warmup_steps", "grad_clip", "weight_decay", "warmup_steps"):
+        if float(cfg[key]) < 0:
+            raise ValueError(f"{key} must be ≥ 0, got {cfg[key]!r} (fix: {key}: {DEFAULTS[key]})")
+    for key in ("cooldown_frac", "normuon_beta2", "momentum"):
+        if not 0 <= float(cfg[key]) <= 1:
+            raise ValueError(f"{key} must be in [0, 1], got {cfg[key]!r} (fix: {key}: {DEFAULTS[key]})")
     return cfg
+
+
+def lr_multiplier(step: int, max_steps: int, schedule: str, cooldown_frac: float) -> float:
+    """The factor on every base learning rate at ``step`` (1-based) of ``max_steps``.
+
+    Args:
+        step: the step about to be taken.
+        max_steps: the schedule's length (the run's cap).
+        schedule: ``constant``; ``cooldown`` (1, then linear over the last ``cooldown_frac`` of
+            the steps to ``COOLDOWN_FLOOR``, modded-nanogpt); ``cosine`` (½(1 + cos πt) to 0, nGPT).
+        cooldown_frac: the cooldown's share of ``max_steps``.
+    """
+    t = min(step, max_steps) / max_steps
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    if schedule == "cooldown" and cooldown_frac > 0 and t > 1 - cooldown_frac:
+        w = (t - (1 - cooldown_frac)) / cooldown_frac
+        return (1 - w) + w * COOLDOWN_FLOOR
+    return 1.0
+
+
+def muon_momentum(step: int, max_steps: int, momentum: float, warmup_steps: int) -> float:
+    """Muon's momentum at ``step``: warm-up from ``MOMENTUM_MIN``, then ``momentum``, then cooldown.
+
+    Args:
+        step: the step about to be taken (1-based).
+        max_steps: the run's length; the last ``MOMENTUM_COOLDOWN_STEPS`` cool back down.
+        momentum: the value after the warm-up.
+        warmup_steps: the warm-up's length; 0 keeps ``momentum`` constant (no cooldown either).
+    """
+    if warmup_steps <= 0:
+        return momentum
+    low = min(MOMENTUM_MIN, momentum)
+    if step < warmup_steps:
+        return low + (step / warmup_steps) * (momentum - low)
+    cooldown_start = max_steps - MOMENTUM_COOLDOWN_STEPS
+    if step > cooldown_start:
+        return momentum - min(1.0, (step - cooldown_start) / MOMENTUM_COOLDOWN_STEPS) * (momentum - low)
+    return momentum
 
 
 def pick_device(name: str) -> torch.device:
@@ -99,45 +177,71 @@ def build_optimizers(model: NGPT, cfg: dict[str, Any]) -> list[torch.optim.Optim
     """Muon for the block matrices and AdamW for the rest, or AdamW for everything.
 
     No weight decay on the AdamW side: embeddings and head are normalised, gains are gains.
+    Stacked matrices (SwiGLU's ``c_fc = [W_u; W_v]``) are a Muon group of their own with
+    ``split: 2``: each logical matrix is orthogonalised and scaled on its own.
+
+    Args:
+        model: the nGPT model.
+        cfg: a resolved config (``resolve_config``).
     """
     adamw = {"lr": float(cfg["adam_lr"]), "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0}
     if cfg["optimizer"] == "adamw":
         return [torch.optim.AdamW(model.parameters(), **adamw)]
     hidden = model.hidden_matrices()
-    hidden_ids = {id(p) for p in hidden}
+    stacked = model.stacked_matrices()
+    groups = [{"params": [p for p in hidden if id(p) not in stacked], "split": 1}]
+    for k in sorted(set(stacked.values())):
+        groups.append({"params": [p for p in hidden if stacked.get(id(p)) == k], "split": k})
     muon = Muon(
-        hidden,
+        [g for g in groups if g["params"]],
         lr=float(cfg["lr"]),
         momentum=float(cfg["momentum"]),
         orthog=str(cfg["orthog"]),
         variance_reduction=bool(cfg["variance_reduction"]),
+        beta2=float(cfg["normuon_beta2"]),
         weight_decay=float(cfg["weight_decay"]),
         cautious_wd=bool(cfg["cautious_wd"]),
+        cwd_lr_scaling=bool(cfg["cwd_lr_scaling"]),
     )
+    hidden_ids = {id(p) for p in hidden}
     rest = [p for p in model.parameters() if id(p) not in hidden_ids]
     return [muon, torch.optim.AdamW(rest, **adamw)]
 
 
 class TrainClock:
-    """Seconds spent training: runs between ``start`` and ``stop``, syncing CUDA at each edge."""
+    """Training time on two clocks, running between ``start`` and ``stop`` (CUDA synced at each edge).
 
-    def __init__(self, device: torch.device, elapsed: float = 0.0) -> None:
+    ``elapsed`` is wall-clock (``time.perf_counter``), ``cpu`` this process's CPU time
+    (``time.process_time``: every thread of it, so with N busy threads about N × wall).
+
+    Args:
+        device: the training device (CUDA is synchronised before each reading).
+        elapsed: wall seconds already spent (a resumed run's).
+        cpu: CPU seconds already spent.
+    """
+
+    def __init__(self, device: torch.device, elapsed: float = 0.0, cpu: float = 0.0) -> None:
         self.device = device
         self.elapsed = elapsed
-        self._since: float | None = None
+        self.cpu = cpu
+        self._since: tuple[float, float] | None = None
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
     def start(self) -> None:
+        """Start both clocks."""
         self._sync()
-        self._since = time.perf_counter()
+        self._since = (time.perf_counter(), time.process_time())
 
     def stop(self) -> None:
+        """Stop both clocks, adding the interval since ``start``."""
         if self._since is not None:
             self._sync()
-            self.elapsed += time.perf_counter() - self._since
+            wall, cpu = self._since
+            self.elapsed += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
         self._since = None
 
 
@@ -185,7 +289,14 @@ def load_state(state: dict[str, Any], model: NGPT, optimizers: list[torch.optim.
 
 
 def train(config: dict[str, Any], report: Report) -> dict[str, float]:
-    """Train nGPT as configured, reporting each validation; return the run's summary."""
+    """Train nGPT as configured, reporting each validation; return the run's summary.
+
+    Args:
+        config: overrides of ``DEFAULTS`` (unknown keys are an error).
+        report: called as ``report(step, val_loss=..., tokens=..., train_seconds=...,
+            cpu_seconds=..., ...)`` at each validation; may raise to stop the run. Optional
+            ``report.restore()`` / ``report.checkpoint(state)`` resume and save the run.
+    """
     wall_start = time.perf_counter()
     cfg = resolve_config(config)
     if cfg["threads"]:
@@ -196,7 +307,7 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-    # --- data: byte-level splits, a seeded training stream, fixed validation batches
+    # --- data: prepared token splits, a seeded training stream, fixed validation batches
     splits = load_splits(str(cfg["dataset"]))
     seq_len, batch_size = int(cfg["seq_len"]), int(cfg["batch_size"])
     sampler = BatchSampler(splits.train, batch_size=batch_size, seq_len=seq_len, seed=seed, device=device)
@@ -204,29 +315,42 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
         splits.val, n_batches=int(cfg["val_batches"]), batch_size=int(cfg["val_batch_size"]),
         seq_len=seq_len, device=device,
     )
+    diverged_loss = DIVERGED_FACTOR * math.log(splits.vocab_size)  # nGPT's re-projection keeps weights finite
 
     # --- model and optimisers
     model_cfg = NGPTConfig(
-        vocab_size=VOCAB_SIZE, seq_len=seq_len, n_layer=int(cfg["n_layer"]),
-        n_head=int(cfg["n_head"]), d_model=int(cfg["d_model"]),
+        vocab_size=splits.vocab_size, seq_len=seq_len, n_layer=int(cfg["n_layer"]),
+        n_head=int(cfg["n_head"]), d_model=int(cfg["d_model"]), alpha_init=float(cfg["alpha_init"]),
     )
     model = NGPT(model_cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     forward = torch.compile(model) if cfg["compile"] else model
     optimizers = build_optimizers(model, cfg)
-    lazy_proj_freq = int(cfg["lazy_proj_freq"])
+    base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
+    muon = next((opt for opt in optimizers if isinstance(opt, Muon)), None)
+    max_steps, lazy_proj_freq, grad_clip = int(cfg["max_steps"]), int(cfg["lazy_proj_freq"]), float(cfg["grad_clip"])
     autocast = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
     )
 
     def train_step(step: int) -> float:
-        """Forward, backward and (if the loss is finite) an optimiser step; returns the loss."""
+        """Forward, backward, clip, schedules and (if the loss is finite) an optimiser step; the loss."""
         x, y = sampler.next()
         with autocast():
             loss = forward(x, y)
         loss.backward()
         value = loss.item()
         if math.isfinite(value):
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            factor = lr_multiplier(step, max_steps, str(cfg["lr_schedule"]), float(cfg["cooldown_frac"]))
+            for opt, lrs in zip(optimizers, base_lrs, strict=True):
+                for group, lr in zip(opt.param_groups, lrs, strict=True):
+                    group["lr"] = lr * factor
+            if muon is not None:
+                mu = muon_momentum(step, max_steps, float(cfg["momentum"]), int(cfg["momentum_warmup_steps"]))
+                for group in muon.param_groups:
+                    group["momentum"] = mu
             for opt in optimizers:
                 opt.step()
             if step % lazy_proj_freq == 0:
@@ -251,31 +375,32 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
     restore = getattr(report, "restore", None)
     resumed = restore() if callable(restore) else None
     load_state(resumed or initial, model, optimizers, sampler)
-    run = {"step": 0, "tokens": 0, "train_seconds": 0.0, "best_val_loss": math.inf, "validations": 0, "val_loss": math.nan}
+    run = {"step": 0, "tokens": 0, "train_seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": math.inf,
+           "validations": 0, "val_loss": math.nan}
     if resumed:
-        run.update({k: resumed[k] for k in run})
+        run.update({k: resumed.get(k, v) for k, v in run.items()})
 
-    # --- the training loop: the clock runs except during validation and checkpointing
-    checkpoint_every, max_steps, val_freq = int(cfg["checkpoint_every"]), int(cfg["max_steps"]), int(cfg["val_freq"])
-    clock = TrainClock(device, elapsed=float(run["train_seconds"]))
+    # --- the training loop: the clocks run except during validation and checkpointing
+    checkpoint_every, val_freq = int(cfg["checkpoint_every"]), int(cfg["val_freq"])
+    clock = TrainClock(device, elapsed=float(run["train_seconds"]), cpu=float(run["cpu_seconds"]))
     diverged = False
     clock.start()
     while run["step"] < max_steps:
         run["step"] += 1
         train_loss = train_step(run["step"])
         run["tokens"] += batch_size * seq_len
-        diverged = not train_loss < DIVERGED_LOSS  # also true for NaN
+        diverged = not train_loss < diverged_loss  # also true for NaN
         if not (diverged or run["step"] % val_freq == 0 or run["step"] == max_steps):
             continue
         clock.stop()
         run["val_loss"] = math.nan if diverged else evaluate()
-        run["train_seconds"] = clock.elapsed
+        run["train_seconds"], run["cpu_seconds"] = clock.elapsed, clock.cpu
         diverged = diverged or not math.isfinite(run["val_loss"])
         if not diverged:
             run["best_val_loss"] = min(run["best_val_loss"], run["val_loss"])
         report(
             run["step"], val_loss=run["val_loss"], val_ppl=math.exp(min(run["val_loss"], 700.0)),
-            tokens=float(run["tokens"]), train_seconds=clock.elapsed, train_loss=train_loss,
+            tokens=float(run["tokens"]), train_seconds=clock.elapsed, cpu_seconds=clock.cpu, train_loss=train_loss,
         )
         if diverged:
             break
@@ -293,6 +418,7 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
         "best_val_loss": float(run["best_val_loss"]),
         "tokens": float(run["tokens"]),
         "train_seconds": clock.elapsed,
+        "cpu_seconds": clock.cpu,
         "wall_seconds": time.perf_counter() - wall_start,
         "steps": float(run["step"]),
         "diverged": float(diverged),

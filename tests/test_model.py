@@ -1,4 +1,9 @@
-"""nGPT: weights and hidden states on the sphere, nGPT parametrisation, causality."""
+"""nGPT: weights and hidden states on the sphere, nGPT parametrisation, causality.
+
+Formulas from Loshchilov et al. 2024 (arXiv:2410.01131): every hidden state is a unit vector,
+``h ← Norm(h + α_A (h_A − h))`` with ``h_A = Norm(ATTN(h))`` (eq. 10-11), α stored at its
+``init_scaling`` and used at ``init_value`` (section 2.6); α's init is seed 003's 0.15.
+"""
 
 from __future__ import annotations
 
@@ -58,15 +63,30 @@ def test_hidden_states_stay_on_the_sphere(model: NGPT) -> None:
 
 
 def test_effective_gains_follow_the_ngpt_parametrisation(model: NGPT) -> None:
-    """Stored at init_scaling, used at init_value: α = 0.05, s_qk = s_u = s_v = s_z = 1."""
+    """Stored at init_scaling, used at init_value: α = alpha_init (0.15), s_qk = s_u = s_v = s_z = 1."""
     block = model.blocks[0]
     scale = CFG.d_model**-0.5
     torch.testing.assert_close(block.attn_alpha.param, torch.full((CFG.d_model,), scale))
-    torch.testing.assert_close(block.attn_alpha(), torch.full((CFG.d_model,), 0.05))
-    torch.testing.assert_close(block.mlp_alpha(), torch.full((CFG.d_model,), 0.05))
+    torch.testing.assert_close(block.attn_alpha(), torch.full((CFG.d_model,), 0.15))
+    torch.testing.assert_close(block.mlp_alpha(), torch.full((CFG.d_model,), 0.15))
+    other = NGPT(NGPTConfig(**{**CFG.__dict__, "alpha_init": 0.05})).blocks[0]
+    torch.testing.assert_close(other.attn_alpha(), torch.full((CFG.d_model,), 0.05))
     for gain in (block.sqk, block.su, block.sv, model.sz):
         torch.testing.assert_close(gain(), torch.ones_like(gain.param))
     assert block.v_scale == pytest.approx(math.sqrt(CFG.d_model))
+
+
+def test_block_renormalises_the_hidden_state_on_entry(model: NGPT) -> None:
+    """Off the sphere (embedding rows drift between lazy projections) a block sees h / ‖h‖."""
+    h = torch.nn.functional.normalize(torch.randn(2, 8, CFG.d_model), dim=-1)
+    block = model.blocks[0]
+    torch.testing.assert_close(block(h * 2.36), block(h), rtol=1e-5, atol=1e-6)
+
+
+def test_swiglu_c_fc_is_declared_as_two_stacked_matrices(model: NGPT) -> None:
+    stacked = model.stacked_matrices()
+    assert stacked == {id(b.c_fc.weight): 2 for b in model.blocks}
+    assert all(b.c_fc.weight.shape == (2 * 4 * CFG.d_model, CFG.d_model) for b in model.blocks)
 
 
 def test_initial_loss_is_near_uniform(model: NGPT) -> None:

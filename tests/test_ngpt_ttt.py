@@ -1,4 +1,10 @@
-"""The ngpt_ttt training objective run bare: reports, clock, divergence, resume, presets."""
+"""The ngpt_ttt training objective run bare: reports, clocks, schedules, divergence, resume, presets.
+
+Schedules as the references define them: modded-nanogpt's learning rate is constant, then over the
+last ``cooldown_frac`` of the steps ``lr·(1 − t) + 0.15·t``; nGPT's decays as ``½(1 + cos πt)`` to
+0; modded-nanogpt's Muon momentum rises linearly 0.85 → 0.95 over 300 steps and falls back over the
+last 50; nGPT clips the global gradient norm at 1.0.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import torch
 import yaml
 
 from hpo.protocol import NullReporter, StopTrial
-from objectives.ngpt_ttt import DEFAULTS, resolve_config, train
+from objectives.ngpt_ttt import DEFAULTS, lr_multiplier, muon_momentum, resolve_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {
@@ -23,7 +29,8 @@ TINY: dict[str, Any] = {
     "val_batches": 2, "val_batch_size": 8, "warmup_steps": 1, "threads": 1, "device": "cpu",
 }  # one thread: a model this small gains nothing from two, and loses a lot on a busy machine
 RESULT_KEYS = {
-    "val_loss", "val_ppl", "best_val_loss", "tokens", "train_seconds", "wall_seconds", "steps", "diverged", "n_params",
+    "val_loss", "val_ppl", "best_val_loss", "tokens", "train_seconds", "cpu_seconds", "wall_seconds", "steps",
+    "diverged", "n_params",
 }
 
 
@@ -35,10 +42,14 @@ class Recorder(NullReporter):
         self.saved: list[dict[str, Any]] = []
         self.resume_from = resume_from
         self.stall = stall
+        self.cpu_in_report = 0.0
 
     def __call__(self, step: int, **metrics: float) -> None:
         super().__call__(step, **metrics)
-        time.sleep(self.stall)
+        start, end = time.process_time(), time.perf_counter() + self.stall
+        while time.perf_counter() < end:  # busy: CPU seconds too, which neither clock may count
+            pass
+        self.cpu_in_report += time.process_time() - start
 
     def checkpoint(self, state: dict[str, Any]) -> None:
         self.saved.append(copy.deepcopy(state))
@@ -56,6 +67,8 @@ def test_bare_run_learns_and_reports_every_val_freq() -> None:
     assert tokens == [s * 8 * 32 for s in steps]
     seconds = [h["train_seconds"] for h in rep.history]
     assert all(b > a > 0 for a, b in itertools.pairwise(seconds))
+    cpu = [h["cpu_seconds"] for h in rep.history]
+    assert all(b > a > 0 for a, b in itertools.pairwise(cpu))
     losses = [h["val_loss"] for h in rep.history]
     assert losses[-1] < losses[0] - 0.5 and losses[0] < math.log(256)
     assert all(h["val_ppl"] == pytest.approx(math.exp(h["val_loss"])) for h in rep.history)
@@ -63,13 +76,47 @@ def test_bare_run_learns_and_reports_every_val_freq() -> None:
     assert out["steps"] == 70 and out["diverged"] == 0 and out["tokens"] == tokens[-1]
     assert out["val_loss"] == losses[-1] and out["best_val_loss"] == min(losses)
     assert out["train_seconds"] == seconds[-1] < out["wall_seconds"] and out["n_params"] > 0
+    assert out["cpu_seconds"] == cpu[-1]
 
 
-def test_clock_stops_while_reporting_and_validating() -> None:
+def test_both_clocks_stop_while_reporting_and_validating() -> None:
     rep = Recorder(stall=0.4)
+    start = time.process_time()
     out = train({**TINY, "max_steps": 40, "val_freq": 10}, rep)
+    cpu_total = time.process_time() - start
     assert len(rep.history) == 4
     assert out["wall_seconds"] - out["train_seconds"] > 4 * 0.4
+    assert rep.cpu_in_report > 0.1 and cpu_total - out["cpu_seconds"] > rep.cpu_in_report  # not training
+
+
+def test_lr_schedules_follow_the_references() -> None:
+    assert [lr_multiplier(s, 100, "constant", 0.6) for s in (1, 50, 100)] == [1.0, 1.0, 1.0]
+    # cooldown over the last 60 of 100 steps: 1 up to step 40, then lr·(1 − t) + 0.15·t
+    assert lr_multiplier(40, 100, "cooldown", 0.6) == 1.0
+    assert lr_multiplier(70, 100, "cooldown", 0.6) == pytest.approx(0.5 + 0.5 * 0.15)
+    assert lr_multiplier(100, 100, "cooldown", 0.6) == pytest.approx(0.15)
+    assert lr_multiplier(50, 100, "cosine", 0.6) == pytest.approx(0.5)
+    assert lr_multiplier(100, 100, "cosine", 0.6) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_momentum_warms_up_and_cools_down() -> None:
+    assert muon_momentum(0, 1000, 0.95, 300) == pytest.approx(0.85)
+    assert muon_momentum(150, 1000, 0.95, 300) == pytest.approx(0.90)
+    assert muon_momentum(300, 1000, 0.95, 300) == pytest.approx(0.95)
+    assert muon_momentum(975, 1000, 0.95, 300) == pytest.approx(0.90)  # halfway down the last 50
+    assert muon_momentum(1000, 1000, 0.95, 300) == pytest.approx(0.85)
+    assert muon_momentum(10, 1000, 0.95, 0) == 0.95  # 0: constant
+
+
+def test_gradients_are_clipped_to_grad_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda ps, max_norm: calls.append(max_norm) or real(ps, max_norm))
+    train({**TINY, "max_steps": 3, "val_freq": 3, "warmup_steps": 0}, NullReporter())
+    assert calls == [1.0] * 3
+    calls.clear()
+    train({**TINY, "max_steps": 3, "val_freq": 3, "warmup_steps": 0, "grad_clip": 0}, NullReporter())
+    assert calls == []
 
 
 def test_warmup_steps_are_undone() -> None:
@@ -123,7 +170,7 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run() -> None:
     for h in resumed.history:
         assert h["val_loss"] == pytest.approx(expected[h["step"]]["val_loss"], abs=1e-6)
         assert h["tokens"] == expected[h["step"]]["tokens"]
-        assert h["train_seconds"] > state["train_seconds"]
+        assert h["train_seconds"] > state["train_seconds"] and h["cpu_seconds"] > state["cpu_seconds"]
     assert out["steps"] == 60 and out["tokens"] == full.history[-1]["tokens"]
 
 
@@ -135,13 +182,18 @@ def test_local_text_dataset_trains(tmp_path: Path) -> None:
     assert out["diverged"] == 0 and rep.history[-1]["val_loss"] < rep.history[0]["val_loss"]
 
 
-def test_unknown_and_invalid_config_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown ngpt_ttt config keys \\['learning_rate'\\]"):
-        resolve_config({"learning_rate": 0.1})
-    with pytest.raises(ValueError, match="optimizer"):
-        resolve_config({"optimizer": "sgd"})
-    with pytest.raises(ValueError, match="lazy_proj_freq"):
-        resolve_config({"lazy_proj_freq": 0})
+@pytest.mark.parametrize(("config", "message"), [
+    ({"learning_rate": 0.1}, "unknown ngpt_ttt config keys ['learning_rate'] (fix: remove them"),
+    ({"optimizer": "sgd"}, "optimizer must be one of ['muon', 'adamw'], got 'sgd' (fix: optimizer: muon)"),
+    ({"lr_schedule": "linear"}, "lr_schedule must be one of ['constant', 'cooldown', 'cosine']"),
+    ({"lazy_proj_freq": 0}, "lazy_proj_freq must be ≥ 1, got 0 (fix: lazy_proj_freq: 1)"),
+    ({"cooldown_frac": 1.5}, "cooldown_frac must be in [0, 1], got 1.5 (fix: cooldown_frac: 0.6)"),
+    ({"grad_clip": -1}, "grad_clip must be ≥ 0"),
+])
+def test_bad_config_is_one_line_naming_key_and_fix(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(config)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def _spec(name: str) -> dict[str, Any]:
@@ -167,14 +219,31 @@ def test_space_defaults_lie_inside_the_cpu_space() -> None:
             assert p["low"] <= value <= p["high"], key
 
 
-@pytest.mark.slow
-def test_gpu_preset_builds_and_runs_two_steps_on_cpu() -> None:
-    """The 11 × 768 preset, as is except for data size: real model, two Muon steps, one validation."""
+def _gpu_preset(**overrides: Any) -> dict[str, Any]:
+    """The GPU preset's fixed values (and the defaults of its searched keys), overridden."""
+    spec = _spec("ngpt_ttt_gpu.yaml")
+    return {**spec["fixed"], **{k: DEFAULTS[k] for k in spec["space"]}, **overrides}
+
+
+def test_gpu_preset_code_path_on_a_shrunken_copy() -> None:
+    """The GPU preset as is (its data, compile flag off, warm-up, checkpoints, schedules) at
+    2 x 64 instead of 11 x 768: the same code path in seconds, not minutes."""
     fixed = _spec("ngpt_ttt_gpu.yaml")["fixed"]
-    assert (fixed["n_layer"], fixed["d_model"]) == (11, 768)
-    cfg = {**fixed, "dataset": "pydoc", "device": "cpu", "threads": 2, "compile": False, "max_steps": 2,
-           "warmup_steps": 0, "batch_size": 1, "val_batches": 1, "val_batch_size": 1}
+    assert (fixed["n_layer"], fixed["d_model"]) == (11, 768)  # the seed's shape stays in the preset
+    cfg = _gpu_preset(n_layer=2, d_model=64, n_head=2, seq_len=64, batch_size=2, val_batches=1, val_batch_size=2,
+                      max_steps=2, val_freq=1, warmup_steps=1, device="cpu", threads=1, compile=False)
+    rep = Recorder()
+    out = train(cfg, rep)
+    assert out["steps"] == 2 and out["diverged"] == 0
+    assert [h["step"] for h in rep.history] == [1, 2] and all(math.isfinite(h["val_loss"]) for h in rep.history)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU benchmark: the full 11 x 768 preset needs CUDA")
+def test_gpu_benchmark_full_preset_trains_on_cuda() -> None:
+    """The full 11 x 768 preset on a GPU: compiled, bf16, 20 steps, finite, and its step time printed."""
+    cfg = _gpu_preset(device="cuda", max_steps=20, val_freq=10, val_batches=2)
     rep = NullReporter()
     out = train(cfg, rep)
-    assert out["steps"] == 2 and out["diverged"] == 0 and out["n_params"] > 100e6
-    assert [h["step"] for h in rep.history] == [2] and math.isfinite(rep.history[0]["val_loss"])
+    assert out["steps"] == 20 and out["diverged"] == 0 and out["n_params"] > 100e6
+    print(f"GPU preset: {out['train_seconds'] / 20 * 1e3:.1f} ms/step, val_loss {out['val_loss']:.3f}")
