@@ -2,19 +2,26 @@
 
 ``train(config, report)`` is what ``hpo`` calls (spec ``objective: objectives.ngpt_ttt:train``);
 it can also run bare with any callable reporter, e.g. ``hpo.protocol.NullReporter``. It reports
-``val_loss``, ``val_ppl``, ``tokens``, ``train_seconds``, ``cpu_seconds`` (and ``train_loss``)
+``val_loss``, ``val_ppl``, ``tokens``, ``train_seconds``, ``cpu_seconds``, ``norm_seconds`` (and ``train_loss``)
 every ``val_freq`` steps and at the last step, on fixed validation batches. It never decides
 anything about the target or the budget: ``report`` may raise ``hpo.protocol.StopTrial`` to end
 the run, which this module never catches.
 
-Two training clocks run over the same intervals: only while training, stopped during validation
+Three training clocks run over the same intervals: only while training, stopped during validation
 and checkpointing, and excluding ``warmup_steps`` warm-up steps.
 
 - ``train_seconds``: wall-clock of those intervals, modded-nanogpt speedrun style (with a CUDA
   sync at each edge). The GPU preset's clock: on a dedicated GPU it measures the config.
 - ``cpu_seconds``: the CPU time this process spent in them (``time.process_time()`` deltas,
-  all of its threads). The CPU presets' clock: on a shared machine other processes slow the
-  wall-clock of a step but barely change its CPU seconds (``benchmarks/clock_noise.py``).
+  all of its threads). Other processes slow the wall-clock of a step far more than its CPU
+  seconds, but on a shared virtual machine the CPU itself still runs slower when its
+  neighbours are busy or the host is (the same steps cost 1.2-1.35x the CPU seconds beside
+  two busy loops, and up to 2x from one quiet hour to the next: ``benchmarks/clock_noise.py``).
+- ``norm_seconds``: ``cpu_seconds`` in the units of a reference machine. After each interval
+  the clock times a fixed matmul workload (``reference_seconds``, excluded from every clock)
+  and counts the interval's CPU seconds x ``REFERENCE_NOMINAL / reference_seconds``: when the
+  CPU runs 1.3x slower, the reference does too and the interval counts the same. The CPU
+  presets' clock (on CUDA it equals ``cpu_seconds``: the GPU preset reads ``train_seconds``).
 
 The warm-up steps run the real training step (to warm kernels, allocator and ``torch.compile``)
 and are then undone: model, optimiser, batch stream and RNG go back to their initial state, so
@@ -208,22 +215,41 @@ def build_optimizers(model: NGPT, cfg: dict[str, Any]) -> list[torch.optim.Optim
     return [muon, torch.optim.AdamW(rest, **adamw)]
 
 
+REFERENCE_SHAPE = (128, 512, 256)  # (m, k, n) of the reference matmul: a training step's kind of work
+REFERENCE_REPEATS = 40
+REFERENCE_NOMINAL = 0.0202  # its CPU seconds on the development machine when quiet: the unit of norm_seconds
+
+
+def reference_seconds() -> float:
+    """CPU seconds of a fixed matmul workload, now, with the current torch threads (~20 ms)."""
+    m, k, n = REFERENCE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
+    start = time.process_time()
+    for _ in range(REFERENCE_REPEATS):
+        (a @ b).relu_()
+    return time.process_time() - start
+
+
 class TrainClock:
-    """Training time on two clocks, running between ``start`` and ``stop`` (CUDA synced at each edge).
+    """Training time on three clocks, running between ``start`` and ``stop`` (CUDA synced at each edge).
 
     ``elapsed`` is wall-clock (``time.perf_counter``), ``cpu`` this process's CPU time
-    (``time.process_time``: every thread of it, so with N busy threads about N × wall).
+    (``time.process_time``: every thread of it, so with N busy threads about N × wall) and
+    ``norm`` that CPU time in reference units (module docstring; equal to ``cpu`` on CUDA).
 
     Args:
         device: the training device (CUDA is synchronised before each reading).
         elapsed: wall seconds already spent (a resumed run's).
         cpu: CPU seconds already spent.
+        norm: normalised seconds already spent.
     """
 
-    def __init__(self, device: torch.device, elapsed: float = 0.0, cpu: float = 0.0) -> None:
+    def __init__(self, device: torch.device, elapsed: float = 0.0, cpu: float = 0.0, norm: float = 0.0) -> None:
         self.device = device
         self.elapsed = elapsed
         self.cpu = cpu
+        self.norm = norm
         self._since: tuple[float, float] | None = None
 
     def _sync(self) -> None:
@@ -236,12 +262,15 @@ class TrainClock:
         self._since = (time.perf_counter(), time.process_time())
 
     def stop(self) -> None:
-        """Stop both clocks, adding the interval since ``start``."""
+        """Stop the clocks, adding the interval since ``start`` (then, on CPU, time the reference)."""
         if self._since is not None:
             self._sync()
             wall, cpu = self._since
             self.elapsed += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
+            spent = time.process_time() - cpu
+            self.cpu += spent
+            scale = 1.0 if self.device.type == "cuda" else REFERENCE_NOMINAL / max(reference_seconds(), 1e-6)
+            self.norm += spent * scale
         self._since = None
 
 
@@ -375,14 +404,15 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
     restore = getattr(report, "restore", None)
     resumed = restore() if callable(restore) else None
     load_state(resumed or initial, model, optimizers, sampler)
-    run = {"step": 0, "tokens": 0, "train_seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": math.inf,
-           "validations": 0, "val_loss": math.nan}
+    run = {"step": 0, "tokens": 0, "train_seconds": 0.0, "cpu_seconds": 0.0, "norm_seconds": 0.0,
+           "best_val_loss": math.inf, "validations": 0, "val_loss": math.nan}
     if resumed:
         run.update({k: resumed.get(k, v) for k, v in run.items()})
 
     # --- the training loop: the clocks run except during validation and checkpointing
     checkpoint_every, val_freq = int(cfg["checkpoint_every"]), int(cfg["val_freq"])
-    clock = TrainClock(device, elapsed=float(run["train_seconds"]), cpu=float(run["cpu_seconds"]))
+    clock = TrainClock(device, elapsed=float(run["train_seconds"]), cpu=float(run["cpu_seconds"]),
+                       norm=float(run["norm_seconds"]))
     diverged = False
     clock.start()
     while run["step"] < max_steps:
@@ -394,13 +424,14 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
             continue
         clock.stop()
         run["val_loss"] = math.nan if diverged else evaluate()
-        run["train_seconds"], run["cpu_seconds"] = clock.elapsed, clock.cpu
+        run["train_seconds"], run["cpu_seconds"], run["norm_seconds"] = clock.elapsed, clock.cpu, clock.norm
         diverged = diverged or not math.isfinite(run["val_loss"])
         if not diverged:
             run["best_val_loss"] = min(run["best_val_loss"], run["val_loss"])
         report(
             run["step"], val_loss=run["val_loss"], val_ppl=math.exp(min(run["val_loss"], 700.0)),
-            tokens=float(run["tokens"]), train_seconds=clock.elapsed, cpu_seconds=clock.cpu, train_loss=train_loss,
+            tokens=float(run["tokens"]), train_seconds=clock.elapsed, cpu_seconds=clock.cpu,
+            norm_seconds=clock.norm, train_loss=train_loss,
         )
         if diverged:
             break
@@ -419,6 +450,7 @@ def train(config: dict[str, Any], report: Report) -> dict[str, float]:
         "tokens": float(run["tokens"]),
         "train_seconds": clock.elapsed,
         "cpu_seconds": clock.cpu,
+        "norm_seconds": clock.norm,
         "wall_seconds": time.perf_counter() - wall_start,
         "steps": float(run["step"]),
         "diverged": float(diverged),

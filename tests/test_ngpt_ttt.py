@@ -29,7 +29,7 @@ TINY: dict[str, Any] = {
     "val_batches": 2, "val_batch_size": 8, "warmup_steps": 1, "threads": 1, "device": "cpu",
 }  # one thread: a model this small gains nothing from two, and loses a lot on a busy machine
 RESULT_KEYS = {
-    "val_loss", "val_ppl", "best_val_loss", "tokens", "train_seconds", "cpu_seconds", "wall_seconds", "steps",
+    "val_loss", "val_ppl", "best_val_loss", "tokens", "train_seconds", "cpu_seconds", "norm_seconds", "wall_seconds", "steps",
     "diverged", "n_params",
 }
 
@@ -76,7 +76,21 @@ def test_bare_run_learns_and_reports_every_val_freq() -> None:
     assert out["steps"] == 70 and out["diverged"] == 0 and out["tokens"] == tokens[-1]
     assert out["val_loss"] == losses[-1] and out["best_val_loss"] == min(losses)
     assert out["train_seconds"] == seconds[-1] < out["wall_seconds"] and out["n_params"] > 0
-    assert out["cpu_seconds"] == cpu[-1]
+    assert out["cpu_seconds"] == cpu[-1] and out["norm_seconds"] == rep.history[-1]["norm_seconds"] > 0
+
+
+def test_the_normalised_clock_counts_cpu_seconds_in_reference_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the reference matmul runs 2x slower (a slowed CPU), each interval counts half."""
+    from objectives import ngpt_ttt
+
+    ratios = []
+    for slowdown in (1.0, 2.0):
+        monkeypatch.setattr(ngpt_ttt, "reference_seconds", lambda s=slowdown: ngpt_ttt.REFERENCE_NOMINAL * s)
+        rep = NullReporter()
+        train({**TINY, "max_steps": 20, "val_freq": 10}, rep)
+        ratios.append([h["norm_seconds"] / h["cpu_seconds"] for h in rep.history])
+    assert ratios[0] == pytest.approx([1.0, 1.0]) and ratios[1] == pytest.approx([0.5, 0.5])
+    assert 0.002 < ngpt_ttt.reference_seconds() < 1.0  # the real one: a short fixed workload
 
 
 def test_both_clocks_stop_while_reporting_and_validating() -> None:
