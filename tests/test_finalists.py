@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
 from conftest import hpo_env, run_hpo
+from hpo.cli import main
 from hpo.storage import open_storage
 
 SPEC = {
@@ -30,19 +32,21 @@ def _trials(workdir: Path) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="fin", storage=storage).get_trials()
 
 
-def test_rerun_queues_each_finalist_seed_once_and_resumes_after_an_interrupt(workdir: Path) -> None:
+def test_rerun_queues_each_finalist_seed_once_and_resumes_after_an_interrupt(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "search_spaces" / "fin.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    assert run_hpo("optimize", "--study", "fin", cwd=workdir).returncode == 0
+    assert main(["optimize", "--study", "fin"]) == 0
     searched = len(_trials(workdir))
+    capsys.readouterr()
 
-    dry = run_hpo("rerun", "--study", "fin", "--top", "2", "--seeds", "2", "--dry-run", cwd=workdir)
-    assert dry.returncode == 0, dry.stderr
-    assert "4 seed re-run(s) to run" in dry.stderr and "seed 1, 2 (2 to run: 1, 2)" in dry.stderr
+    assert main(["rerun", "--study", "fin", "--top", "2", "--seeds", "2", "--dry-run"]) == 0
+    dry = capsys.readouterr().err
+    assert "4 seed re-run(s) to run" in dry and "seed 1, 2 (2 to run: 1, 2)" in dry
     assert len(_trials(workdir)) == searched, "a dry run queues nothing"
 
     # interrupt the first rerun process while it trains (each step sleeps)
     (workdir / "search_spaces" / "fin.yaml").write_text(
-        yaml.safe_dump({**SPEC, "fixed": {**SPEC["fixed"], "sleep_per_step": 0.05}}, sort_keys=False))
+        yaml.safe_dump({**SPEC, "fixed": {**SPEC["fixed"], "sleep_per_step": 0.03}}, sort_keys=False))
     proc = subprocess.Popen([sys.executable, "-m", "hpo", "rerun", "--study", "fin", "--top", "2", "--seeds", "2"],
                             cwd=workdir, env=hpo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -65,9 +69,10 @@ def test_rerun_queues_each_finalist_seed_once_and_resumes_after_an_interrupt(wor
         assert t.params == original.params and t.intermediate_values != original.intermediate_values
     assert "configs over seeds" in again.stdout and "3 seeds" in again.stdout
     assert len(_trials(workdir)) == len(trials)
-    third = run_hpo("rerun", "--study", "fin", "--top", "2", "--seeds", "2", cwd=workdir)
-    assert third.returncode == 0 and "0 seed re-run(s) to run" in third.stderr
+    capsys.readouterr()
+    assert main(["rerun", "--study", "fin", "--top", "2", "--seeds", "2"]) == 0
+    assert "0 seed re-run(s) to run" in capsys.readouterr().err
     assert len(_trials(workdir)) == len(trials), "a finished rerun queues nothing more"
     # the search's --n-trials total does not count seed re-runs
-    more = run_hpo("optimize", "--study", "fin", "--n-trials", "6", cwd=workdir)
-    assert more.returncode == 0 and len(_trials(workdir)) == len(trials) + 1
+    assert main(["optimize", "--study", "fin", "--n-trials", "6"]) == 0
+    assert len(_trials(workdir)) == len(trials) + 1
