@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
 import pandas as pd
 import pytest
 from made_studies import known_mo_study, known_study, run_synthetic, shared_sweeps
@@ -167,3 +169,32 @@ def test_objective_metrics_of_pruned_trials_come_from_their_last_report(
     complete = [r for r in rows.values() if r["state"] == "COMPLETE"]
     assert build_report(study).compute["seconds_spent"] == pytest.approx(
         sum(r["train_seconds"] for r in complete) + sum(rows[t.number]["train_seconds"] for t in pruned))
+
+
+def test_top1_per_axis_judges_the_baseline_and_its_one_factor_neighbours_only(url: str) -> None:
+    """Seed 004's rule on a one-factor design: hidden=128 beats hidden=64 at the baseline's other
+    settings; a lucky trial with hidden=64 AND another lr must not make 64 the axis' winner. A
+    value whose runs were all killed is listed as killed."""
+    hidden = CategoricalDistribution([64, 128, 256])
+    lr = CategoricalDistribution([0.01, 0.1])
+    study = optuna.create_study(study_name="axes", storage=url)
+    study.set_metric_names(["val_ppl"])
+    baseline = {"hidden": 128, "lr": 0.01}
+    study.set_user_attr("hpo:spec", {"study": "axes", "objective": "objectives.synthetic:train",
+                                     "metrics": {"val_ppl": "minimize"}, "enqueue": [baseline],
+                                     "space": {"hidden": {"type": "categorical", "choices": [64, 128, 256]},
+                                               "lr": {"type": "categorical", "choices": [0.01, 0.1]}}})
+    rows = [(TrialState.COMPLETE, 40.0, 128, 0.01),   # the baseline
+            (TrialState.COMPLETE, 44.0, 64, 0.01),    # its neighbour along hidden
+            (TrialState.PRUNED, 90.0, 256, 0.01),     # its neighbour along hidden, killed
+            (TrialState.COMPLETE, 42.0, 128, 0.1),    # its neighbour along lr
+            (TrialState.COMPLETE, 30.0, 64, 0.1)]     # lucky: differs in both
+    study.add_trials([optuna.create_trial(state=s, value=v, params={"hidden": h, "lr": r},
+                                          distributions={"hidden": hidden, "lr": lr},
+                                          intermediate_values={1: v})
+                      for s, v, h, r in rows])
+    top = build_report(study, axes=["hidden"]).top1["hidden"]
+    assert top["hidden"] == 128 and top["basis"] == "the baseline and its one-factor neighbours along this axis"
+    assert [(g["hidden"], g["val_ppl"], g["killed"]) for g in top["by_value"]] == [
+        (128, 40.0, 0), (64, 44.0, 0), (256, None, 1)]
+    assert "hidden=256: killed (1 of 1 trials)" in render(build_report(study, axes=["hidden"]), "table")
