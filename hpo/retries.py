@@ -9,6 +9,7 @@ from hpo.artifacts import CHECKPOINT_ATTR
 from hpo.attrs import RERUN_ATTR, SEED_ATTR
 
 CARRIED_USER_ATTRS = (RERUN_ATTR, SEED_ATTR, "experiment")  # what the retry is: a seed re-run, a named experiment
+FIXED_PARAMS_ATTR = "fixed_params"  # Optuna's enqueue_trial: an enqueued config, suggested only when the trial runs
 GRID_ATTRS = ("grid_id", "search_space")  # Optuna's GridSampler: the grid point a trial holds
 
 
@@ -20,7 +21,8 @@ def is_rerun(trial: FrozenTrial | optuna.Trial) -> bool:
 class RetryFromCheckpoint:
     """Like ``optuna.storages.RetryFailedTrialCallback``, but the retry carries only what a
     fresh run needs: the same parameters, the retry history and the checkpoint pointer (not
-    the dead trial's curve, worker or failure reason), a seed re-run's seed, and a grid
+    the dead trial's curve, worker or failure reason), an enqueued trial's config (interrupted
+    before it suggested its parameters, its ``params`` are empty), a seed re-run's seed, and a grid
     trial's grid point (else the grid sampler would mark another point visited with these
     parameters and never run it). Used as the heartbeat's
     ``heartbeat_stale_trial_callback`` and for trials interrupted by a signal or a dead local worker.
@@ -34,7 +36,7 @@ class RetryFromCheckpoint:
         if len(history) > self.max_retry:
             return
         attrs = {"failed_trial": trial.system_attrs.get("failed_trial", trial.number), "retry_history": history}
-        for key in (CHECKPOINT_ATTR, *GRID_ATTRS):
+        for key in (CHECKPOINT_ATTR, FIXED_PARAMS_ATTR, *GRID_ATTRS):
             if key in trial.system_attrs:
                 attrs[key] = trial.system_attrs[key]
         user = {k: trial.user_attrs[k] for k in CARRIED_USER_ATTRS if k in trial.user_attrs}

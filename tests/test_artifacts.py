@@ -77,3 +77,17 @@ def test_s3_store_is_lazy_and_says_what_it_needs(monkeypatch: pytest.MonkeyPatch
     assert (store.bucket, store.key("abc")) == ("ckpts", "team/ngpt/abc")
     with pytest.raises(HpoError, match=r'^--artifacts s3://ckpts/team/ngpt/: needs boto3 \(fix: pip install'):
         store.write("abc", io.BytesIO(b"x"))
+
+
+def test_retry_of_an_enqueued_trial_interrupted_before_it_suggested_keeps_its_config(tmp_path: Path) -> None:
+    """A seed re-run (or a design point) dies between ``ask`` and its suggestions: its retry must
+    still run the queued config, not one the sampler proposes."""
+    study, storage, _ = _setup(tmp_path)
+    study.enqueue_trial({"x": 0.25}, user_attrs={"rerun_of": 3, "seed": 1})
+    trial = study.ask()  # popped from the queue, interrupted before suggest_float
+    assert trial.params == {}
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    RetryFromCheckpoint(max_retry=1)(study, storage.get_trial(trial._trial_id))
+    retried = study.ask()
+    assert retried.suggest_float("x", 0, 1) == 0.25
+    assert retried.user_attrs == {"rerun_of": 3, "seed": 1}
