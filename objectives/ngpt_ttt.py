@@ -17,11 +17,13 @@ and checkpointing, and excluding ``warmup_steps`` warm-up steps.
   seconds, but on a shared virtual machine the CPU itself still runs slower when its
   neighbours are busy or the host is (the same steps cost 1.2-1.35x the CPU seconds beside
   two busy loops, and up to 2x from one quiet hour to the next: ``benchmarks/clock_noise.py``).
-- ``norm_seconds``: ``cpu_seconds`` in the units of a reference machine. After each interval
-  the clock times a fixed matmul workload (``reference_seconds``, excluded from every clock)
-  and counts the interval's CPU seconds x ``REFERENCE_NOMINAL / reference_seconds``: when the
-  CPU runs 1.3x slower, the reference does too and the interval counts the same. The CPU
-  presets' clock (on CUDA it equals ``cpu_seconds``: the GPU preset reads ``train_seconds``).
+- ``norm_seconds``: ``cpu_seconds`` in yardstick steps. After each interval the clock times one
+  fixed training step of a fixed network (:class:`Yardstick`, excluded from every clock) and
+  counts the interval's CPU seconds x ``REFERENCE_NOMINAL / reference_seconds``: when the CPU
+  runs 1.3x slower (busy neighbours) or is another CPU, the yardstick does too and the interval
+  counts the same. ``REFERENCE_NOMINAL`` (0.125 s a yardstick step) keeps the scale the CPU
+  presets' budgets were set in. The CPU presets' clock (on CUDA it equals ``cpu_seconds``: the
+  GPU preset reads ``train_seconds``). The yardstick costs one step's wall time per interval.
 
 The warm-up steps run the real training step (to warm kernels, allocator and ``torch.compile``)
 and are then undone: model, optimiser, batch stream and RNG go back to their initial state, so
@@ -57,6 +59,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils import clip_grad_norm_ as _yardstick_clip  # bound once: the yardstick's work is fixed
 
 from objectives.data import BatchSampler, load_splits, validation_batches
 from objectives.model import NGPT, NGPTConfig
@@ -215,20 +218,53 @@ def build_optimizers(model: NGPT, cfg: dict[str, Any]) -> list[torch.optim.Optim
     return [muon, torch.optim.AdamW(rest, **adamw)]
 
 
-REFERENCE_SHAPE = (128, 512, 256)  # (m, k, n) of the reference matmul: a training step's kind of work
-REFERENCE_REPEATS = 40
-REFERENCE_NOMINAL = 0.0202  # its CPU seconds on the development machine when quiet: the unit of norm_seconds
+YARDSTICK = {"n_layer": 2, "n_head": 2, "d_model": 64, "seq_len": 128, "batch_size": 16, "vocab_size": 256}
+REFERENCE_NOMINAL = 0.125  # the seconds one yardstick step counts: the unit of norm_seconds (see the module docstring)
+
+
+class Yardstick:
+    """One fixed training step, timed: the unit ``norm_seconds`` counts in.
+
+    The CPU preset's default step (nGPT 2 x 64 on 16 x 128 bytes, Muon with Newton-Schulz, the
+    gradient clip and the re-projection) on fixed random tokens, built once per process from its
+    own seeds (the global RNGs are left as they were). A fixed matmul was the unit before: it
+    tracked the load on one machine, but not the machine: with the instruction set capped at
+    AVX2, a matmul cost 1.7x more and this training 1.1-1.3x, so the same config read 1.3x
+    apart on two CPUs (``benchmarks/clock_transfer.py``). A step of the same network tracks both.
+    """
+
+    def __init__(self) -> None:
+        y = YARDSTICK
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.model = NGPT(NGPTConfig(vocab_size=y["vocab_size"], seq_len=y["seq_len"], n_layer=y["n_layer"],
+                                         n_head=y["n_head"], d_model=y["d_model"], alpha_init=DEFAULTS["alpha_init"]))
+            self.x, self.y = (torch.randint(0, y["vocab_size"], (y["batch_size"], y["seq_len"])) for _ in range(2))
+        self.optimizers = build_optimizers(self.model, resolve_config({"device": "cpu"}))
+        for _ in range(2):  # warm the kernels and the allocator
+            self.seconds()
+
+    def seconds(self) -> float:
+        """CPU seconds of one step, now, with the current torch threads."""
+        start = time.process_time()
+        self.model(self.x, self.y).backward()
+        _yardstick_clip(self.model.parameters(), DEFAULTS["grad_clip"])
+        for opt in self.optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        self.model.normalize_weights()
+        return time.process_time() - start
+
+
+_yardstick: Yardstick | None = None
 
 
 def reference_seconds() -> float:
-    """CPU seconds of a fixed matmul workload, now, with the current torch threads (~20 ms)."""
-    m, k, n = REFERENCE_SHAPE
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
-    start = time.process_time()
-    for _ in range(REFERENCE_REPEATS):
-        (a @ b).relu_()
-    return time.process_time() - start
+    """CPU seconds of one :class:`Yardstick` step, now (one yardstick per process)."""
+    global _yardstick
+    if _yardstick is None:
+        _yardstick = Yardstick()
+    return _yardstick.seconds()
 
 
 class TrainClock:

@@ -80,7 +80,7 @@ def test_bare_run_learns_and_reports_every_val_freq() -> None:
 
 
 def test_the_normalised_clock_counts_cpu_seconds_in_reference_units(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the reference matmul runs 2x slower (a slowed CPU), each interval counts half."""
+    """When the yardstick runs 2x slower (a slowed CPU), each interval counts half."""
     from objectives import ngpt_ttt
 
     ratios = []
@@ -91,6 +91,20 @@ def test_the_normalised_clock_counts_cpu_seconds_in_reference_units(monkeypatch:
         ratios.append([h["norm_seconds"] / h["cpu_seconds"] for h in rep.history])
     assert ratios[0] == pytest.approx([1.0, 1.0]) and ratios[1] == pytest.approx([0.5, 0.5])
     assert 0.002 < ngpt_ttt.reference_seconds() < 1.0  # the real one: a short fixed workload
+
+
+def test_the_yardstick_is_a_training_step_that_leaves_the_run_alone() -> None:
+    """The unit of norm_seconds: one fixed training step, its cost rising with the threads' work,
+    and no trace on the global RNGs (a run with it is the run without it)."""
+    from objectives import ngpt_ttt
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    one = min(ngpt_ttt.reference_seconds() for _ in range(3))
+    assert torch.equal(torch.get_rng_state(), before)
+    y = ngpt_ttt.YARDSTICK
+    assert (y["d_model"], y["n_layer"], y["batch_size"], y["seq_len"]) == (64, 2, 16, 128)  # the CPU preset's step
+    assert one > 0.002  # a real forward, backward and Muon step, not a no-op
 
 
 def test_both_clocks_stop_while_reporting_and_validating() -> None:
