@@ -7,22 +7,46 @@ a traceback means a bug in ``hpo``.
 from __future__ import annotations
 
 import argparse
-import importlib
-import math
 import os
-import pkgutil
 import signal
-import warnings
 import sys
-from typing import Any, Callable, NoReturn
+import warnings
+from typing import Any, NoReturn, Protocol
 
 import optuna
 
-from hpo.errors import HpoError, SpecError, first_line
-from hpo.storage import check_url, load_study, open_storage, redact, resolve_url
+from hpo.commands import (best, copy, dashboard, import_, importance, narrow, optimize, pareto, plot, report,
+                          rerun, show, storage_proxy, studies)
+from hpo.errors import HpoError, first_line
 
-Command = Callable[[argparse.Namespace], int]
-WORKER_ENV = "HPO_WORKER"  # set in the workers of ``optimize --workers N`` (hpo.workers)
+
+class Command(Protocol):
+    """A command module (:mod:`hpo.commands`)."""
+
+    HELP: str
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
+
+    def take_action(self, args: argparse.Namespace) -> int: ...
+
+
+# Every command, in the order ``hpo --help`` lists them.
+_COMMANDS: dict[str, Command] = {
+    "optimize": optimize,
+    "studies": studies,
+    "show": show,
+    "best": best,
+    "copy": copy,
+    "dashboard": dashboard,
+    "import": import_,
+    "importance": importance,
+    "narrow": narrow,
+    "pareto": pareto,
+    "plot": plot,
+    "report": report,
+    "rerun": rerun,
+    "storage-proxy": storage_proxy,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,198 +62,15 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (fix: e.g. {max(minimum, 1)})") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum} (fix: give {minimum} or more)")
-        return value
-
-    return parse
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (fix: e.g. 3600)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number of seconds (fix: e.g. 3600)")
-    return value
-
-
-def factor(text: str) -> float:
-    """An argparse type: a finite number >= 0 (a multiple; 0 turns the thing off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (fix: e.g. 4, or 0 for off)") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0 (fix: e.g. 4, or 0 for off)")
-    return value
-
-
-def port(text: str) -> int:
-    """An argparse type: a TCP port, 1..65535."""
-    value = count(1)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port (fix: 1..65535, e.g. 8080)")
-    return value
-
-
-def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="SQLAlchemy URL, journal:PATH or grpc://HOST:PORT of hpo storage-proxy (default: $HPO_STORAGE or sqlite:///studies.db)")
-
-
-def _add_study(p: argparse.ArgumentParser, spec: bool = True) -> None:
-    p.add_argument("--study", help="study name; its spec is search_spaces/NAME.yaml")
-    if spec:
-        p.add_argument("--spec", help="path of a spec file (instead of --study)")
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options of every command that runs trials: heartbeats, retries, checkpoints."""
-    p.add_argument("--heartbeat", type=count(0), default=10, help="heartbeat interval in s on an RDB storage (0: off)")
-    p.add_argument("--grace", type=count(1),
-                   help="seconds without heartbeat before a trial is declared dead (4x heartbeat)")
-    p.add_argument("--max-retry", type=count(0), default=3, help="times a dead or interrupted trial is re-queued")
-    p.add_argument("--artifacts", help="checkpoint store directory (default: $HPO_ARTIFACTS or ./artifacts)")
-    p.add_argument("--watchdog", type=factor, default=4.0,
-                   help="end a trial silent for this many times its budget in wall-clock seconds (0: off; default 4)")
-
-
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_run_options`' values as :func:`hpo.runner.open_session` takes them."""
-    return dict(heartbeat=args.heartbeat, grace=args.grace, max_retry=args.max_retry, artifacts=args.artifacts,
-                watchdog=args.watchdog)
-
-
-def _load_study(args: argparse.Namespace) -> optuna.Study:
-    """The study ``--study`` names, for a command that only reads: it creates no database."""
-    if not args.study:
-        raise SpecError("command line: --study: missing (fix: --study NAME; `hpo studies` lists them)")
-    return load_study(args.study, args.storage)
-
-
-def cmd_optimize(args: argparse.Namespace) -> int:
-    from hpo.runner import load_study, open_session, run
-    from hpo.spec import find_spec, load_spec
-
-    check_url(args.storage)  # a bad --storage is one line before anything is read or imported
-    # A parent of workers only finds the objective's module: the workers import it.
-    spec = load_spec(find_spec(args.study, args.spec), import_objective=args.workers <= 1 and args.ray is None)
-    if args.study and args.spec and spec.study != args.study:
-        raise SpecError(f"{args.spec}: study: is '{spec.study}', --study says '{args.study}' (fix: make them agree)")
-    if args.ray is not None:
-        from hpo.ray_backend import run_on_ray
-
-        return run_on_ray(spec, args)
-    if args.two_stage or args.dry_run:
-        from hpo.commands.narrow import optimize_two_stage
-
-        return optimize_two_stage(spec, args)
-    if args.workers > 1:
-        from hpo.workers import run_workers
-
-        study = load_study(spec, open_storage(args.storage))  # create it once, before the workers race
-        code = run_workers(_without_workers(args.argv), args.workers)
-        if code == 0:
-            from hpo.tables import summary
-
-            print(summary(study))  # once, here: the workers print only their trials
-        return code
-    session = open_session(spec, args.storage, source=args.spec or f"search_spaces/{spec.study}.yaml", **run_options(args))
-    print(f"study {spec.study} in {redact(resolve_url(args.storage))}", file=sys.stderr)
-    try:
-        study = run(session, n_trials=args.n_trials, timeout=args.timeout)
-    except KeyboardInterrupt:
-        print("interrupted: the running trial is marked FAIL; re-run the same command to continue",
-              file=sys.stderr)
-        return 130
-    if os.environ.get(WORKER_ENV) is None:  # a worker of --workers N: its parent sums up
-        from hpo.tables import summary  # pandas: not needed before the end
-
-        print(summary(study))
-    return 0
-
-
-def _without_workers(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--workers":
-            skip = True
-        elif not a.startswith("--workers="):
-            out.append(a)
-    return out
-
-
-def cmd_studies(args: argparse.Namespace) -> int:
-    from hpo.tables import studies_table
-
-    print(studies_table(open_storage(args.storage, create=False)))
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from hpo.tables import summary, trials_table
-
-    study = _load_study(args)
-    print(trials_table(study))
-    print(summary(study))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """``hpo``'s parser: one sub-parser per command of :data:`_COMMANDS`."""
     parser = Parser(prog="hpo", description="Persistent Optuna studies for training runs.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("optimize", help="create or resume a study and run trials")
-    _add_study(p)
-    _add_storage(p)
-    p.add_argument("--n-trials", type=count(1),
-                   help="total trials the study should hold (default: the spec's n_trials)")
-    p.add_argument("--timeout", type=seconds, help="stop starting new trials after S seconds")
-    p.add_argument("--workers", type=count(1), default=1,
-                   help="worker processes on this machine (one GPU each on CUDA)")
-    add_run_options(p)
-    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                   help="workers as Ray tasks on every node: auto, ray://HOST:PORT or HOST:PORT (none: a local Ray)")
-    from hpo.commands.narrow import add_options
-
-    add_options(p)  # --two-stage, --dry-run and the narrowing flags
-    p.set_defaults(func=cmd_optimize)
-
-    p = sub.add_parser("studies", help="list the studies in a storage")
-    _add_storage(p)
-    p.set_defaults(func=cmd_studies)
-
-    p = sub.add_parser("show", help="one study's trials as a table")
-    _add_study(p, spec=False)
-    _add_storage(p)
-    p.set_defaults(func=cmd_show)
-
-    for register in _plugins():
-        register(sub)
+    for name, command in _COMMANDS.items():
+        p = sub.add_parser(name, help=command.HELP)
+        command.add_arguments(p)
+        p.set_defaults(func=command.take_action)
     return parser
-
-
-def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommands that live in their own modules (each has ``register(subparsers)``)."""
-    import hpo.commands
-
-    found = []
-    for info in sorted(pkgutil.iter_modules(hpo.commands.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"hpo.commands.{info.name}")
-        found.append(module.register)
-    return found
 
 
 def _sigterm(signum: int, frame: Any) -> None:

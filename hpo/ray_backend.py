@@ -16,7 +16,6 @@ summary; what the workers said besides their progress comes after, each line onc
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -79,7 +78,7 @@ def plan_slots(nodes: list[dict[str, Any]], cpus_per_worker: float, limit: int |
 
 def worker_argv(argv: list[str]) -> list[str]:
     """The ``hpo optimize`` arguments of one worker: the driver's without ``--ray`` and ``--workers``."""
-    from hpo.cli import _without_workers
+    from hpo.workers import without_workers
 
     out, i = [], 0
     while i < len(argv):
@@ -88,7 +87,7 @@ def worker_argv(argv: list[str]) -> list[str]:
         elif not argv[i].startswith("--ray="):
             out.append(argv[i])
         i += 1
-    return _without_workers(out)
+    return without_workers(out)
 
 
 def workers_given(argv: list[str]) -> bool:
@@ -98,7 +97,15 @@ def workers_given(argv: list[str]) -> bool:
 # --- on a node ---------------------------------------------------------------------------------
 def worker_main(parent: int, argv: list[str]) -> int:
     """``python -m hpo.ray_backend PARENT ARGS``: ``python -m hpo ARGS`` that dies with ``PARENT``,
-    the Ray worker that started it, so a lost node leaves no worker running on (Linux)."""
+    the Ray worker that started it, so a lost node leaves no worker running on (Linux).
+
+    The process becomes ``python -m hpo ARGS`` (``exec``, same process): the death signal
+    stays set across it. Returns only if ``PARENT`` is gone already (1).
+
+    Args:
+        parent: the process ID of the Ray worker that started this one.
+        argv: the worker's ``hpo`` arguments.
+    """
     try:
         import ctypes
 
@@ -107,9 +114,7 @@ def worker_main(parent: int, argv: list[str]) -> int:
         pass
     if os.getppid() != parent:
         return 1  # the parent died before the line above
-    from hpo.cli import main
-
-    return main(argv)
+    os.execv(sys.executable, [sys.executable, "-m", "hpo", *argv])
 
 
 def run_worker(argv: list[str], cwd: str, env: dict[str, str], index: int, threads: int) -> tuple[int, list[str]]:
@@ -209,34 +214,41 @@ def _check_storage(url: str, n_nodes: int) -> None:
                         "of `hpo storage-proxy`)")
 
 
-def run_on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
-    """Run the study's workers on the Ray cluster at ``args.ray`` until it holds its total.
+def run_on_ray(spec: StudySpec, address: str, argv: list[str], *, storage: str | None, n_trials: int | None,
+               timeout: float | None, workers: int | None, heartbeat: int, grace: int | None,
+               max_retry: int) -> int:
+    """Run the study's workers on the Ray cluster at ``address`` until it holds its total.
 
     Args:
         spec: the study's spec (its objective is imported on the nodes, not here).
-        args: the ``hpo optimize`` arguments (``ray``, ``argv``, ``storage``, ``n_trials``,
-            ``workers``, ``heartbeat``, ``grace``, ``max_retry``).
+        address: ``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT`` (``--ray``).
+        argv: the driver's ``hpo optimize`` arguments (a worker's are these without ``--ray``
+            and ``--workers``: :func:`worker_argv`).
+        storage: the storage URL (``--storage``; None: the default).
+        n_trials: the study's total (None: the spec's ``n_trials``).
+        timeout: ``--timeout``: no trial starts after this many seconds.
+        workers: at most this many workers (None: as many as the cluster holds).
+        heartbeat: heartbeat interval in seconds (0: off); the driver fails dead workers' trials.
+        grace: seconds without heartbeat before a trial is dead (None: 4x ``heartbeat``).
+        max_retry: times a dead trial is re-queued.
     """
     from hpo.retries import RetryFromCheckpoint
     from hpo.runner import _on_stale, load_study
     from hpo.storage import JOURNAL_PREFIX, open_storage, redact, resolve_url
 
-    if args.two_stage or args.dry_run:
-        raise SpecError("command line: --ray: not with --two-stage or --dry-run "
-                        "(fix: run the two stages' studies with --ray one after the other)")
-    ray = connect(args.ray)
+    ray = connect(address)
     try:
-        url = resolve_url(args.storage)
+        url = resolve_url(storage)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         _check_storage(url, len(nodes))
         beats: dict[str, Any] = {}
-        if args.heartbeat > 0 and not url.startswith(JOURNAL_PREFIX):  # the driver fails dead workers' trials too
-            beats = dict(heartbeat_interval=args.heartbeat, grace_period=args.grace or 4 * args.heartbeat,
-                         heartbeat_stale_trial_callback=_on_stale(RetryFromCheckpoint(args.max_retry)))
+        if heartbeat > 0 and not url.startswith(JOURNAL_PREFIX):  # the driver fails dead workers' trials too
+            beats = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
+                         heartbeat_stale_trial_callback=_on_stale(RetryFromCheckpoint(max_retry)))
         study = load_study(spec, open_storage(url, **beats))  # create it once, before the workers race
-        driver = Driver(ray, study, args.n_trials or spec.n_trials, spec.cpus_per_worker or 1,
-                        worker_argv(args.argv), watch_running=bool(beats), timeout=args.timeout)
-        slots = driver.slots(args.workers if workers_given(args.argv) else None)
+        driver = Driver(ray, study, n_trials or spec.n_trials, spec.cpus_per_worker or 1,
+                        worker_argv(argv), watch_running=bool(beats), timeout=timeout)
+        slots = driver.slots(workers)
         print(f"study {spec.study} in {redact(url)}: {len(slots)} workers on "
               f"{len({s.node_id for s in slots})} of {len(nodes)} Ray nodes", file=sys.stderr, flush=True)
         return driver.run(slots)

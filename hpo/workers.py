@@ -18,6 +18,25 @@ import sys
 import threading
 from typing import IO, Any
 
+WORKER_ENV = "HPO_WORKER"  # a worker's number, set in each worker's environment
+
+
+def without_workers(argv: list[str]) -> list[str]:
+    """A worker's command line: ``argv`` without ``--workers N`` (each worker is one process).
+
+    Args:
+        argv: the ``hpo optimize`` arguments as given.
+    """
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
+
 
 def gpu_count() -> int:
     try:
@@ -32,7 +51,8 @@ def worker_env(index: int, n_workers: int, n_gpus: int, cores: int | None = None
     """Environment of worker ``index``: its CPU threads and, on a CUDA machine, its GPU."""
     env = dict(os.environ)
     threads = max(1, (cores or os.cpu_count() or 1) // n_workers)
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HPO_WORKER=str(index))
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env[WORKER_ENV] = str(index)
     if n_gpus > 0:
         env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
     return env

@@ -58,8 +58,8 @@ def test_the_console_script_finds_an_objective_in_the_working_directory(tmp_path
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     """Many lines into a pipe whose reader has gone: no BrokenPipeError traceback, exit 0."""
-    code = ("import sys; from hpo import cli; "
-            "cli.cmd_studies = lambda a: [print('x' * 100) for _ in range(100000)] and 0; "
+    code = ("import sys; from hpo import cli; from hpo.commands import studies; "
+            "studies.take_action = lambda a: [print('x' * 100) for _ in range(100000)] and 0; "
             "sys.exit(cli.main(['studies']))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=hpo_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study, count
+from hpo.commands.options import add_storage, add_study, count, load_study
+
+HELP = "the best trial's config and metrics (--export DIR: files + checkpoint)"
 
 
-def cmd_best(args: argparse.Namespace) -> int:
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo best``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.export import export_trial, pick_trial, trial_metadata
 
-    study = _load_study(args)
+    study = load_study(args)
     trial = pick_trial(study, metric=args.metric, number=args.trial)
     if not args.export:
         print(json.dumps(trial_metadata(study, trial), indent=2, default=str))
@@ -27,13 +33,16 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("best", help="the best trial's config and metrics (--export DIR: files + checkpoint)")
-    _add_study(p, spec=False)
-    _add_storage(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo best``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
+    add_study(p, spec=False)
+    add_storage(p)
     p.add_argument("--export", metavar="DIR", help="write config.yaml, metrics.json and the checkpoint here")
     p.add_argument("--metric", help="multi-objective: the Pareto-front trial best in this objective "
                                     "(default: the first)")
     p.add_argument("--trial", type=count(0), help="this trial number instead of the best")
     p.add_argument("--artifacts", help="artifact store directory (default: $HPO_ARTIFACTS or artifacts/)")
-    p.set_defaults(func=cmd_best)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+HELP = ("copy studies (and their artifacts) to another storage; "
+        "re-run the same command to resume an interrupted copy")
 
 
-def cmd_copy(args: argparse.Namespace) -> int:
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo copy``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.storage import redact
     from hpo.transfer import copy_studies
 
@@ -18,12 +25,14 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("copy", help="copy studies (and their artifacts) to another storage; "
-                                    "re-run the same command to resume an interrupted copy")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo copy``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
     p.add_argument("--from", dest="src", required=True, help="source storage URL")
     p.add_argument("--to", dest="dst", required=True, help="destination storage URL")
     p.add_argument("--study", action="append", help="study to copy (repeatable; default: all)")
     p.add_argument("--artifacts-from", help="source artifact directory (default: $HPO_ARTIFACTS or ./artifacts)")
     p.add_argument("--artifacts-to", help="destination artifact directory (default: the same)")
-    p.set_defaults(func=cmd_copy)

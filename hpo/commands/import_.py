@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from hpo.errors import HpoError, SpecError
 
+HELP = "write the hpo spec of a W&B sweep file (each field's translation commented)"
 
-def cmd_import(args: argparse.Namespace) -> int:
+
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo import``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.spec import read_spec_file
     from hpo.wandb_sweep import is_sweep, spec_text, translate
 
@@ -33,10 +39,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("import", help="write the hpo spec of a W&B sweep file (each field's translation commented)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo import``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
     p.add_argument("format", choices=("wandb",), help="the sweep file's format")
     p.add_argument("file", help="the sweep file, e.g. sweep_config.yaml")
     p.add_argument("--out", help="where to write the spec (default: search_spaces/STUDY.yaml; -: stdout)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.set_defaults(func=cmd_import)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study
+from hpo.commands.options import add_storage, add_study, load_study
+
+HELP = "parameter importances per objective (PED-ANOVA or fANOVA)"
 
 
-def cmd_importance(args: argparse.Namespace) -> int:
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo importance``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.importance import importance_table, importances
 
-    df = importances(_load_study(args), evaluator=args.evaluator, metric=args.metric)
+    df = importances(load_study(args), evaluator=args.evaluator, metric=args.metric)
     print(df.to_csv() if args.format == "csv" else importance_table(df, args.evaluator), end="")
     notes = df.attrs.get("notes") or []
     if notes:  # one line, not one warning per parameter and objective
@@ -21,12 +27,15 @@ def cmd_importance(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("importance", help="parameter importances per objective (PED-ANOVA or fANOVA)")
-    _add_study(p, spec=False)
-    _add_storage(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo importance``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
+    add_study(p, spec=False)
+    add_storage(p)
     p.add_argument("--evaluator", choices=("ped-anova", "fanova"), default="ped-anova",
                    help="Optuna importance evaluator (default: ped-anova)")
     p.add_argument("--metric", help="only this objective (default: every objective)")
     p.add_argument("--format", choices=("table", "csv"), default="table")
-    p.set_defaults(func=cmd_importance)

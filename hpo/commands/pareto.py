@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study, count
+from hpo.commands.options import add_storage, add_study, count, load_study
+
+HELP = "the Pareto front with its knee; --export FILE writes a runnable spec"
 
 
-def cmd_pareto(args: argparse.Namespace) -> int:
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo pareto``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.errors import HpoError
     from hpo.pareto import complete_trials, export_config, front_table, knee, pareto_front
 
-    study = _load_study(args)
+    study = load_study(args)
     front = pareto_front(complete_trials(study), study.directions)
     if not front:
         raise HpoError(f"study '{study.study_name}' has no COMPLETE trial yet (fix: run hpo optimize first)")
@@ -32,10 +38,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("pareto", help="the Pareto front with its knee; --export FILE writes a runnable spec")
-    _add_study(p, spec=False)
-    _add_storage(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo pareto``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
+    add_study(p, spec=False)
+    add_storage(p)
     p.add_argument("--export", metavar="FILE", help="write the knee's (or --trial's) config as a spec YAML")
     p.add_argument("--trial", type=count(0), help="export this trial instead of the knee")
-    p.set_defaults(func=cmd_pareto)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from hpo.cli import _add_storage, _add_study, _load_study, add_run_options, run_options
+from hpo.commands.options import add_run_options, add_storage, add_study, load_study, run_options
 from hpo.errors import HpoError
 
+HELP = "re-run the top K configs with S more training seeds (resumable)"
 
-def cmd_rerun(args: argparse.Namespace) -> int:
+
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo rerun``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.finalists import run_finalists
     from hpo.report import configs_lines, build_report
     from hpo.study_info import study_spec
 
-    study = _load_study(args)
+    study = load_study(args)
     spec = study_spec(study)
     if spec is None:
         raise HpoError(f"study '{study.study_name}' has no hpo spec stored (fix: re-run finalists of a study "
@@ -25,12 +31,15 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("rerun", help="re-run the top K configs with S more training seeds (resumable)")
-    _add_study(p, spec=False)
-    _add_storage(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo rerun``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
+    add_study(p, spec=False)
+    add_storage(p)
     p.add_argument("--top", type=int, default=3, help="how many distinct configs (default: 3)")
     p.add_argument("--seeds", type=int, default=3, help="how many more seeds each (default: 3)")
     p.add_argument("--dry-run", action="store_true", help="print which runs would be queued and stop")
     add_run_options(p)
-    p.set_defaults(func=cmd_rerun)

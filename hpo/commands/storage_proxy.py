@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from hpo.cli import _add_storage
+from hpo.commands.options import add_storage
 from hpo.proxy import DEFAULT_PORT, DEFAULT_THREADS
 
+HELP = "Optuna's gRPC storage proxy in front of the study database"
 
-def cmd_storage_proxy(args: argparse.Namespace) -> int:
+
+def take_action(args: argparse.Namespace) -> int:
+    """Run ``hpo storage-proxy``.
+
+    Args:
+        args: the parsed command line.
+    """
     from hpo.proxy import make_server
     from hpo.storage import redact, resolve_url
 
@@ -26,11 +32,14 @@ def cmd_storage_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("storage-proxy", help="Optuna's gRPC storage proxy in front of the study database")
-    _add_storage(p)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``hpo storage-proxy``'s flags.
+
+    Args:
+        p: the command's parser.
+    """
+    add_storage(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT} (0: any free port, printed)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                    help=f"server threads (default: {DEFAULT_THREADS}); each worker waiting for the study lock holds one")
-    p.set_defaults(func=cmd_storage_proxy)
