@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial
 
 from hpo import display
 from hpo.artifacts import CHECKPOINT_ATTR, CheckpointRefused, artifact_dir, open_artifact_store, safe_load
-from hpo.attrs import REACHED_ATTR
+from hpo._optuna import REACHED_ATTR
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.ranking import rank

@@ -25,7 +25,7 @@ from hpo.errors import SpecError, first_line
 from hpo.options import OptionError, check_options
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
-SEED_ATTR = "hpo:sampler_seed"
+from hpo._optuna import SAMPLER_SEED_ATTR as SEED_ATTR
 
 
 def _grid(spec: StudySpec, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
