@@ -22,6 +22,7 @@ import warnings
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import optuna
@@ -112,7 +113,7 @@ def set_trial_user_attrs(study: optuna.Study, trial: FrozenTrial, attrs: Mapping
         study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
 
-def artifact_base(store: Any) -> str | None:
+def artifact_base(store: Any) -> str | Path | None:
     """The directory of a ``FileSystemArtifactStore``; None for any other store."""
     return getattr(store, "_base_path", None)
 

@@ -168,7 +168,7 @@ def test_optunas_keys_are_where_optuna_writes_them(rdb: RDBStorage, tmp_path: Pa
     (tmp_path / "f.txt").write_text("hi")
     artifact_id = upload_artifact(artifact_store=store, file_path=str(tmp_path / "f.txt"), study_or_trial=trial)
     assert _optuna.ARTIFACT_PREFIX + artifact_id in study.trials[0].system_attrs
-    assert _optuna.artifact_base(store) == str(tmp_path) and _optuna.artifact_base(object()) is None
+    assert Path(_optuna.artifact_base(store)) == tmp_path and _optuna.artifact_base(object()) is None
 
 
 def test_retry_keys_agree_with_optunas_retry_callback(rdb: RDBStorage) -> None:
