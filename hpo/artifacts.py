@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 from optuna.storages import BaseStorage
 
-CHECKPOINT_ATTR = "hpo:checkpoint"
-REFUSED_ATTR = "checkpoint_refused"
+from hpo._optuna import CHECKPOINT_ATTR, REFUSED_ATTR
+
 CHECKPOINT_PREFIX = "checkpoint-step"
 DEFAULT_DIR = "artifacts"
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
@@ -117,13 +117,19 @@ class Checkpoints:
 
     def __init__(self, store: FileSystemArtifactStore, storage: BaseStorage, trial_id: int,
                  on_refused: Callable[[str], None] | None = None) -> None:
-        self._store = store
+        self.store = store
         self._storage = storage
         self._trial_id = trial_id
         self._on_refused = on_refused
         self.refused: str | None = None  # why the last load() refused a checkpoint, if it did
 
     def save(self, state: dict[str, Any]) -> str:
+        """Upload ``state`` as the trial's newest checkpoint (the one it replaces is removed,
+        unless another trial uploaded it); returns its artifact id.
+
+        Args:
+            state: the training state; its ``step`` names the file.
+        """
         import torch
 
         step = int(state.get("step", -1))
@@ -131,13 +137,13 @@ class Checkpoints:
             path = Path(tmp) / f"{CHECKPOINT_PREFIX}{step}.pt"
             torch.save(state, path)
             frozen = self._storage.get_trial(self._trial_id)
-            artifact_id = upload_artifact(artifact_store=self._store, file_path=str(path),
+            artifact_id = upload_artifact(artifact_store=self.store, file_path=str(path),
                                           study_or_trial=frozen, storage=self._storage)
         previous = frozen.system_attrs.get(CHECKPOINT_ATTR)
         self._storage.set_trial_system_attr(self._trial_id, CHECKPOINT_ATTR,
                                             {"artifact_id": artifact_id, "step": step})
-        if previous and _owned_by(frozen, previous["artifact_id"]):
-            self._store.remove(previous["artifact_id"])  # keep only the newest of this trial
+        if previous and _owned_by(frozen, self._storage, previous["artifact_id"]):
+            self.store.remove(previous["artifact_id"])  # keep only the newest of this trial
         return artifact_id
 
     def load(self) -> dict[str, Any] | None:
@@ -149,7 +155,7 @@ class Checkpoints:
             return None
         artifact_id, step = pointer.get("artifact_id"), pointer.get("step")
         try:
-            with self._store.open_reader(artifact_id) as reader:
+            with self.store.open_reader(artifact_id) as reader:
                 data = reader.read()
         except optuna.artifacts.exceptions.ArtifactNotFound:
             return self._refuse(refusal(artifact_id, step, "it is missing from the artifact store"))
@@ -169,6 +175,6 @@ class Checkpoints:
         return None
 
 
-def _owned_by(trial: optuna.trial.FrozenTrial, artifact_id: str) -> bool:
+def _owned_by(trial: optuna.trial.FrozenTrial, storage: BaseStorage, artifact_id: str) -> bool:
     """Whether this trial uploaded the artifact (a retry must not delete its parent's)."""
-    return f"artifacts:{artifact_id}" in trial.system_attrs
+    return any(meta.artifact_id == artifact_id for meta in get_all_artifact_meta(trial, storage=storage))

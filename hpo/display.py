@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from hpo.attrs import CENSORED_AT_ATTR, CLOCK_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
+from hpo._optuna import CENSORED_AT_ATTR, CLOCK_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
 
 
 def seconds(value: float | None) -> str:

@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial
 
 from hpo import display
 from hpo.artifacts import CHECKPOINT_ATTR, CheckpointRefused, artifact_dir, open_artifact_store, safe_load
-from hpo.attrs import REACHED_ATTR
+from hpo._optuna import REACHED_ATTR, storage_of, trial_id
 from hpo.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.ranking import rank
@@ -45,7 +45,7 @@ def pick_trial(study: optuna.Study, metric: str | None = None, number: int | Non
         if not found:
             raise HpoError(f"--trial {number}: study '{study.study_name}' has trials 0..{len(trials) - 1} "
                            "(fix: pick one from `hpo report`)")
-        return study._storage.get_trial(found[0]._trial_id)
+        return storage_of(study).get_trial(trial_id(found[0]))
     _, k = objective(study, metric)
     directions = [d.name.lower() for d in study.directions]
     ranked, fronts = rank(trials, directions)
@@ -54,7 +54,7 @@ def pick_trial(study: optuna.Study, metric: str | None = None, number: int | Non
         raise HpoError(f"study '{study.study_name}' has no COMPLETE trial yet (fix: run `hpo optimize` first)")
     sign = 1.0 if directions[k] == "minimize" else -1.0
     best = min(front, key=lambda t: (sign * t.values[k], t.number))
-    return study._storage.get_trial(best._trial_id)
+    return storage_of(study).get_trial(trial_id(best))
 
 
 def trial_config(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def download_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: str 
     if not ref:
         return None
     artifact_id = ref["artifact_id"]
-    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage_of(study))
     # A retried trial points at its parent's checkpoint, whose metadata is the parent's.
     name = next((m.filename for m in metas if m.artifact_id == artifact_id), None)
     path = out_dir / Path(name or f"checkpoint-step{ref.get('step')}.pt").name

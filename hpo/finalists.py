@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.attrs import RERUN_ATTR, SEED_ATTR
+from hpo._optuna import RERUN_ATTR, SEED_ATTR
 from hpo.errors import HpoError
 from hpo.locks import StudyLock
 from hpo.ranking import rank

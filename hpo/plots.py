@@ -15,12 +15,11 @@ from typing import Callable
 
 import optuna
 import plotly.graph_objects as go
-from optuna.trial import FrozenTrial
 
 from hpo.bulk import read_trials
 from hpo.errors import HpoError, first_line
 from hpo.importance import make_evaluator, objective_target, quiet_optuna
-from hpo.storage import trial_metrics
+from hpo.storage import curve
 from hpo.study_info import study_spec
 
 STATE_STYLE = {"COMPLETE": "solid", "PRUNED": "dot", "FAIL": "dash", "RUNNING": "longdash"}
@@ -61,21 +60,6 @@ def pareto_figure(study: optuna.Study) -> go.Figure:
     return fig.update_layout(title=f"{fig.layout.title.text} - {study.study_name}")
 
 
-def _points(t: FrozenTrial, metric: str | None, clock: str | None) -> tuple[list[float], list[float]]:
-    """(x, y) of one trial's curve: x is the step or the ``clock`` metric; y the curve value
-    or the ``metric`` reported with it."""
-    extra = trial_metrics(t.system_attrs)
-    xs, ys = [], []
-    for step, value in sorted(t.intermediate_values.items()):
-        m = extra.get(step, {})
-        y = value if metric is None else m.get(metric)
-        x = step if clock is None else m.get(clock)
-        if x is not None and y is not None:
-            xs.append(x)
-            ys.append(y)
-    return xs, ys
-
-
 def study_clock(study: optuna.Study) -> str:
     """The clock the study's spec names (``train_seconds`` for a study without one)."""
     spec = study_spec(study)
@@ -88,8 +72,8 @@ def curves_figure(study: optuna.Study, metric: str | None = None, clock: str | N
     y_name = metric or (spec.curve.metric if spec else "intermediate value")
     fig = go.Figure()
     for t in read_trials(study, curves=True):
-        xs, ys = _points(t, metric, clock)
-        if not xs:
+        xs, ys = curve(t, metric, clock)
+        if not len(xs):
             continue
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", marker={"size": 3},

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.attrs import FAIL_ATTR, RERUN_ATTR, SEED_ATTR, STOP_ATTR
+from hpo._optuna import FAIL_ATTR, RERUN_ATTR, SEED_ATTR, STOP_ATTR
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.RUNNING, TrialState.WAITING)

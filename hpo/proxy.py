@@ -138,19 +138,9 @@ class StudyService:
 
     def stale(self, request: dict[str, Any], context: Any) -> list[int]:
         """RUNNING trials of the study whose heartbeat is older than ``grace`` s, by the DB's clock."""
-        import sqlalchemy as sa
-        from optuna.storages._rdb import models
-        from optuna.trial import TrialState
+        from hpo._optuna import stale_trial_ids
 
-        trial, beat = models.TrialModel, models.TrialHeartbeatModel
-        with self._rdb.engine.connect() as conn:
-            now = conn.execute(sa.select(sa.func.now())).scalar_one()
-            rows = conn.execute(sa.select(trial.trial_id, beat.heartbeat)
-                                .join(beat, beat.trial_id == trial.trial_id)
-                                .where(trial.study_id == int(request["study_id"]),
-                                       trial.state == TrialState.RUNNING)).all()
-        grace = timedelta(seconds=float(request["grace"]))
-        return [tid for tid, at in rows if _naive(now) - _naive(at) > grace]
+        return stale_trial_ids(self._rdb, int(request["study_id"]), timedelta(seconds=float(request["grace"])))
 
     def note(self, request: dict[str, Any], context: Any) -> str:
         from hpo.storage import note_on_finished_trial
@@ -169,10 +159,6 @@ class StudyService:
         return "ok"
 
 
-def _naive(at: Any) -> Any:
-    return at.replace(tzinfo=None)  # PostgreSQL answers aware, SQLite naive (as Optuna does)
-
-
 def make_server(url: str, host: str, port: int, threads: int = DEFAULT_THREADS) -> Any:
     """Optuna's proxy service for the RDB at ``url`` plus ``hpo.Study``, bound, not started.
 
@@ -183,19 +169,14 @@ def make_server(url: str, host: str, port: int, threads: int = DEFAULT_THREADS) 
         threads: server threads; each worker waiting for the study lock holds one.
     """
     grpc = _grpc()
-    import optuna
-    from optuna.storages._grpc.auto_generated import api_pb2_grpc
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
-
+    from hpo._optuna import add_storage_service
     from hpo.storage import open_storage
 
     if url.startswith(PREFIX) or url.startswith("journal:"):
         raise HpoError(f"storage {url}: the proxy fronts a database (fix: --storage postgresql+psycopg://...)")
     rdb = open_storage(url)
     server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=SERVER_OPTIONS)
-    # The cache in front of the RDB is what Optuna's own run_grpc_proxy_server recommends.
-    api_pb2_grpc.add_StorageServiceServicer_to_server(
-        OptunaStorageProxyService(optuna.storages.get_storage(rdb)), server)
+    add_storage_service(server, rdb)
     server.add_generic_rpc_handlers((StudyService(rdb, url).handler(),))
     try:
         server.hpo_port = server.add_insecure_port(f"{host}:{port}")
@@ -207,10 +188,9 @@ def make_server(url: str, host: str, port: int, threads: int = DEFAULT_THREADS) 
 # --- the client ------------------------------------------------------------------------------
 def _client_class() -> type:
     _grpc()
-    from optuna.storages import GrpcStorageProxy
-    from optuna.storages._heartbeat import BaseHeartbeat
+    from hpo._optuna import proxy_client_base
 
-    class ProxyStorage(GrpcStorageProxy, BaseHeartbeat):
+    class ProxyStorage(proxy_client_base(CLIENT_OPTIONS)):  # type: ignore[misc]
         """Optuna's ``GrpcStorageProxy`` with heartbeats, notes and one-round-trip reports.
 
         Args:
@@ -226,21 +206,15 @@ def _client_class() -> type:
             self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
             super().__init__(host=host, port=port)
 
-        def _setup(self) -> None:  # GrpcStorageProxy's, on a channel that waits for a restarting proxy
-            from optuna.storages._grpc.auto_generated import api_pb2_grpc
-            from optuna.storages._grpc.client import GrpcClientCache
-
-            self._channel = _grpc().insecure_channel(f"{self._host}:{self._port}", options=CLIENT_OPTIONS)
-            self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
-            self._cache = GrpcClientCache(self._stub)
-            call = self._channel.unary_unary
+        def connected(self, channel: Any) -> None:
+            call = channel.unary_unary
             self._hpo = {name: call(f"/{SERVICE}/{name}", request_serializer=_dumps, response_deserializer=_loads)
                          for name in ("Beat", "Stale", "Note", "Report")}
 
         def record_heartbeat(self, trial_id: int) -> None:
             self._hpo["Beat"]({"trial": trial_id})
 
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        def stale_trials(self, study_id: int) -> list[int]:
             grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
             return list(self._hpo["Stale"]({"study_id": study_id, "grace": grace}))
 

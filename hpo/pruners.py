@@ -2,7 +2,11 @@
 
 All of them are ``optuna.pruners.BasePruner`` subclasses, so they also work in a plain
 single-objective Optuna study; ``hpo`` runs them (and Optuna's own) in multi-objective
-studies through a single-objective view of the curve (see :mod:`hpo.view`).
+studies through a single-objective, read-only view of the curve (see :mod:`hpo.view`).
+
+``hpo``'s pruners say why: :meth:`ReasonedPruner.judge` returns the reason (a dict) or None
+and writes nothing; ``hpo``'s reporter writes the reason (``prune_reason``) and decides.
+Their ``prune`` (what Optuna calls) is ``judge(...) is not None`` and writes the reason itself.
 """
 
 from __future__ import annotations
@@ -15,47 +19,36 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo._optuna import NOTE_ATTR, REACHED_ATTR, REASON_ATTR, metric_key, retried_trial_number, set_trial_user_attrs
 from hpo.errors import SpecError, first_line
 from hpo.options import OptionError, check_options
 from hpo.spec import Component
-from hpo.storage import metric_key, trial_metrics
-
-REASON_ATTR = "prune_reason"
-NOTE_ATTR = "kill_rule_note"  # why the kill rule could not judge a trial
-
-
-def curve(trial: FrozenTrial, metric: str | None, index: str = "tokens") -> tuple[np.ndarray, np.ndarray]:
-    """(x, values) of a trial, in report order.
-
-    ``metric=None`` reads the intermediate values; x is the ``index`` metric that ``hpo``
-    stored with each report (``tokens``, or a clock such as ``train_seconds``); for
-    ``tokens`` it falls back to the step when the trial was reported through plain Optuna.
-    Reports without an x are skipped.
-    """
-    extra = trial_metrics(trial.system_attrs)
-    xs, ys = [], []
-    for step, value in sorted(trial.intermediate_values.items()):
-        m = extra.get(step, {})
-        y = value if metric is None else m.get(metric)
-        x = m.get(index, step if index == "tokens" else None)
-        if y is None or x is None:
-            continue
-        xs.append(float(x))
-        ys.append(float(y))
-    return np.asarray(xs), np.asarray(ys)
+from hpo.storage import curve
 
 
 class ReasonedPruner(BasePruner):
-    """A pruner that says why: ``reason()`` returns a dict (stored as ``prune_reason``) or None."""
+    """A pruner that says why: :meth:`judge` returns the reason to prune (a dict) or None."""
+
+    def judge(self, study: optuna.Study, trial: FrozenTrial,
+              notes: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Why ``trial`` should be pruned now, or None; nothing is written.
+
+        Args:
+            study: the study (read only).
+            trial: the running trial.
+            notes: where a pruner puts user attributes for the trial that are not a reason
+                (e.g. the kill rule's note that it cannot judge); the caller writes them.
+        """
+        raise NotImplementedError
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        reason = self.reason(study, trial)
-        if reason is not None:
-            study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
+        """Optuna's question: :meth:`judge` is not None; the reason and notes are written on the trial."""
+        notes: dict[str, Any] = {}
+        reason = self.judge(study, trial, notes)
+        attrs = notes if reason is None else {**notes, REASON_ATTR: reason}
+        if attrs:
+            set_trial_user_attrs(study, trial, attrs)
         return reason is not None
-
-    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
-        raise NotImplementedError
 
 
 class KillRulePruner(ReasonedPruner):
@@ -114,8 +107,9 @@ class KillRulePruner(ReasonedPruner):
         self._curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._picked: dict[str, tuple[int, FrozenTrial | None]] = {}
 
-    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
-        """Why the trial should be killed now, or None."""
+    def judge(self, study: optuna.Study, trial: FrozenTrial,
+              notes: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Why the trial should be killed now, or None (see :meth:`ReasonedPruner.judge`)."""
         xs, ys = curve(trial, self.metric, self.index)
         judged = xs >= self.min_x
         if not judged.any():
@@ -125,7 +119,7 @@ class KillRulePruner(ReasonedPruner):
             best_before = (self.sign * ys[: -self.stall_patience]).min()
             if (self.sign * ys[-self.stall_patience :]).min() >= best_before:
                 return self._record("stall", trial, xs[-1], ys[-1], float("nan"))
-        ref = self._reference(study, trial, xs)
+        ref = self._reference(study, trial, xs, notes)
         if ref is None:
             return None
         worse = self.sign * (ys - ref) >= self.threshold
@@ -133,10 +127,11 @@ class KillRulePruner(ReasonedPruner):
             return None
         return self._record("kill_rule", trial, xs[-1], ys[-1], float(ref[-1]))
 
-    def _reference(self, study: optuna.Study, trial: FrozenTrial, xs: np.ndarray) -> np.ndarray | None:
+    def _reference(self, study: optuna.Study, trial: FrozenTrial, xs: np.ndarray,
+                   notes: dict[str, Any] | None) -> np.ndarray | None:
         if self.baseline is not None:
             return np.full_like(xs, self.baseline)
-        ref_trial = self._reference_trial(study, trial)
+        ref_trial = self._reference_trial(study, trial, notes)
         if ref_trial is None:
             return None
         rx, ry = _sorted(*self._finished_curve(study, ref_trial))
@@ -146,10 +141,11 @@ class KillRulePruner(ReasonedPruner):
         ref[xs < rx[0]] = np.nan  # before the reference's first report: nothing to compare
         return ref
 
-    def _reference_trial(self, study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
+    def _reference_trial(self, study: optuna.Study, trial: FrozenTrial,
+                         notes: dict[str, Any] | None) -> FrozenTrial | None:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if self.baseline_trial is not None:
-            return self._baseline(study, trial, done)
+            return self._baseline(study, trial, done, notes)
         cached = self._picked.get(study.study_name)
         if cached is not None and cached[0] == len(done):  # no trial completed since: same pick
             return cached[1]
@@ -163,19 +159,19 @@ class KillRulePruner(ReasonedPruner):
         self._picked[study.study_name] = (len(done), best)
         return best
 
-    def _baseline(self, study: optuna.Study, trial: FrozenTrial, done: list[FrozenTrial]) -> FrozenTrial | None:
+    def _baseline(self, study: optuna.Study, trial: FrozenTrial, done: list[FrozenTrial],
+                  notes: dict[str, Any] | None) -> FrozenTrial | None:
         """The COMPLETE run of trial ``baseline_trial`` or of a retry of it (a failed baseline
-        is retried under a new number); without one, a note on the trial says it was not judged."""
+        is retried under a new number); without one, a note for the trial says it was not judged."""
         number = self.baseline_trial
-        if trial.number == number or trial.system_attrs.get("failed_trial") == number:
+        if number in (trial.number, retried_trial_number(trial)):
             return None  # the baseline itself
-        found = next((t for t in done if number in (t.number, t.system_attrs.get("failed_trial"))), None)
-        if found is None and NOTE_ATTR not in trial.user_attrs:
+        found = next((t for t in done if number in (t.number, retried_trial_number(t))), None)
+        if found is None and notes is not None and NOTE_ATTR not in trial.user_attrs:
             states = [t.state.name for t in study.get_trials(deepcopy=False)
-                      if number in (t.number, t.system_attrs.get("failed_trial"))]
+                      if number in (t.number, retried_trial_number(t))]
             where = "has not run yet" if not states else f"has no COMPLETE run ({', '.join(states)})"
-            study._storage.set_trial_user_attr(
-                trial._trial_id, NOTE_ATTR, f"not judged by the kill rule: its baseline trial {number} {where}")
+            notes[NOTE_ATTR] = f"not judged by the kill rule: its baseline trial {number} {where}"
         return found
 
     def _fastest(self, study: optuna.Study, done: list[FrozenTrial]) -> FrozenTrial | None:
@@ -183,12 +179,12 @@ class KillRulePruner(ReasonedPruner):
         fastest, first = None, math.inf
         for t in done:
             xs, _ = self._finished_curve(study, t)
-            if t.user_attrs.get("reached_target") and len(xs) and xs[-1] < first:
+            if t.user_attrs.get(REACHED_ATTR) and len(xs) and xs[-1] < first:
                 fastest, first = t, xs[-1]
         return fastest
 
     def _finished_curve(self, study: optuna.Study, t: FrozenTrial) -> tuple[np.ndarray, np.ndarray]:
-        key = (study.study_name, t._trial_id)
+        key = (study.study_name, t.number)
         if key not in self._curves:
             self._curves[key] = curve(t, self.metric, self.index)
         return self._curves[key]
@@ -233,7 +229,9 @@ class TimeCapPruner(ReasonedPruner):
         self.clock, self.rank, self.slack = clock, rank, slack
         self._sorted: dict[str, tuple[int, list[float]]] = {}  # per study: (COMPLETE count, times)
 
-    def reason(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+    def judge(self, study: optuna.Study, trial: FrozenTrial,
+              notes: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Why the trial should be capped now, or None (see :meth:`ReasonedPruner.judge`)."""
         elapsed = trial.system_attrs.get(metric_key(trial.last_step or 0), {}).get(self.clock)
         if elapsed is None:
             return None
@@ -255,27 +253,31 @@ class TimeCapPruner(ReasonedPruner):
         cached = self._sorted.get(study.study_name)
         if cached is None or cached[0] != len(done):
             last = [t.system_attrs.get(metric_key(t.last_step or 0), {}) for t in done
-                    if t.user_attrs.get("reached_target")]
+                    if t.user_attrs.get(REACHED_ATTR)]
             cached = (len(done), sorted(m[self.clock] for m in last if self.clock in m))
             self._sorted[study.study_name] = cached
         return cached[1]
 
 
-class AnyPruner(BasePruner):
-    """Prune when any of the given pruners says so; the first one that does is recorded."""
+class AnyPruner(ReasonedPruner):
+    """Prune when any of the given pruners says so, with the reason of the first that does
+    (for one of Optuna's pruners: its name, the step and the value)."""
 
     def __init__(self, pruners: list[tuple[str, BasePruner]]) -> None:
         self.pruners = pruners
 
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+    def judge(self, study: optuna.Study, trial: FrozenTrial,
+              notes: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The first reason one of the pruners gives, or None (see :meth:`ReasonedPruner.judge`)."""
         for name, pruner in self.pruners:
-            if pruner.prune(study, trial):
-                if not isinstance(pruner, ReasonedPruner):
-                    reason = {"pruner": name, "step": trial.last_step,
-                              "value": trial.intermediate_values.get(trial.last_step)}
-                    study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, reason)
-                return True
-        return False
+            if isinstance(pruner, ReasonedPruner):
+                reason = pruner.judge(study, trial, notes)
+                if reason is not None:
+                    return reason
+            elif pruner.prune(study, trial):
+                return {"pruner": name, "step": trial.last_step,
+                        "value": trial.intermediate_values.get(trial.last_step)}
+        return None
 
 
 def _patient(**options: Any) -> BasePruner:

@@ -17,15 +17,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-# Optuna's NSGA-II ranking (non-dominated sort + crowding distance): private, so only here.
-from optuna.samplers.nsgaii._elite_population_selection_strategy import (
-    _crowding_distance_sort,
-    _rank_population,
-)
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.attrs import COPY_ATTR, REACHED_ATTR, RERUN_ATTR
+from hpo._optuna import COPY_ATTR, REACHED_ATTR, RERUN_ATTR, crowding_sort, nondominated_fronts
 
 
 def _direction(d: StudyDirection | str) -> StudyDirection:
@@ -52,9 +47,9 @@ def _order(trials: list[FrozenTrial], directions: list[StudyDirection]) -> list[
     if len(directions) == 1:
         sign = -1.0 if directions[0] == StudyDirection.MAXIMIZE else 1.0
         return [sorted(trials, key=lambda t: (sign * t.values[0], t.number))]
-    fronts = _rank_population(sorted(trials, key=lambda t: t.number), directions)
+    fronts = nondominated_fronts(sorted(trials, key=lambda t: t.number), directions)
     for front in fronts:
-        _crowding_distance_sort(front)
+        crowding_sort(front)
     return fronts
 
 

@@ -41,7 +41,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import display
-from hpo.attrs import (CENSORED_AT_ATTR, CLOSEST_ATTR, COPY_ATTR, OUTCOME_ATTR, REACHED_ATTR, RERUN_ATTR, SEED_ATTR,
+from hpo._optuna import (CENSORED_AT_ATTR, CLOSEST_ATTR, COPY_ATTR, OUTCOME_ATTR, REACHED_ATTR, RERUN_ATTR, SEED_ATTR,
                        TTT_ATTR)
 from hpo.bulk import last_reports, read_trials
 from hpo.errors import HpoError

@@ -10,10 +10,11 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpo import _optuna
+from hpo._optuna import CENSORED_AT_ATTR, CLOSEST_ATTR, REACHED_ATTR, REASON_ATTR, TTT_ATTR, metric_key
 from hpo.artifacts import Checkpoints
-from hpo.attrs import CENSORED_AT_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
 from hpo.protocol import StopTrial
-from hpo.pruners import REASON_ATTR
+from hpo.pruners import ReasonedPruner
 from hpo.spec import WALL_CLOCK, StudySpec, Target
 from hpo.storage import CurveWriter
 from hpo.view import CurveView
@@ -27,7 +28,10 @@ class TrialReporter:
     (both read on the spec's ``clock``), (3) prunes on a non-finite value or when the pruner
     says so, except at the run's last step (its compute is spent) and in seed re-runs
     (``judge=False``), and except that a pruner whose reason says ``censored`` (``time_cap``)
-    ends the trial COMPLETE with a censored time to target (:meth:`target_attrs`). Stopping
+    ends the trial COMPLETE with a censored time to target (:meth:`target_attrs`). The path
+    runs one way: the reporter keeps the running trial's record, shows the pruner a fresh
+    FrozenTrial of it through the read-only ``view``, and writes the reason (and any
+    attribute the pruner set through the view) itself. Stopping
     raises :class:`StopTrial`; once stopped, every later call raises the same stop again and
     nothing more is recorded, so a training loop that swallows it cannot change the outcome.
 
@@ -60,7 +64,11 @@ class TrialReporter:
         self._view = view
         self._pruner_study = pruner_study
         self._pruner = pruner_study.pruner
-        self._frozen = frozen
+        self._frozen = frozen  # the trial as it started; never changed (see _asked)
+        self._steps = dict(frozen.intermediate_values)
+        self._system = dict(frozen.system_attrs)
+        self._user = dict(frozen.user_attrs)
+        self._trial_id = _optuna.trial_id(frozen)
         self._length = length
         self._judge = judge
         self._start = time.perf_counter()
@@ -105,7 +113,7 @@ class TrialReporter:
             raise
 
     def _report(self, step: int, m: dict[str, float]) -> None:
-        if step in self._frozen.intermediate_values:
+        if step in self._steps:
             return  # like Optuna: the first report of a step wins
         curve_metric = self.spec.curve.metric
         if curve_metric not in m:
@@ -116,7 +124,8 @@ class TrialReporter:
         elapsed = self.clock(m, step) if self.timed else None
         value = m[curve_metric]
         self._writer.write(step, value, m)
-        self._view.record(step, value, m)
+        self._steps[step] = value
+        self._system[metric_key(step)] = m
         self.last = {**self.last, **m}
         self.reported.update(m)
         self.ended_at = elapsed
@@ -126,12 +135,41 @@ class TrialReporter:
             self._check_target(step, m, elapsed)
         if not self._judge or (self._length is not None and step >= self._length):
             return  # a seed re-run runs to its end; at the last step there is nothing left to save
-        if self._pruner.prune(self._pruner_study, self._frozen):
-            reason = self._frozen.user_attrs.get(REASON_ATTR)
+        pruned, reason = self._ask()
+        if pruned:
             censored = bool(reason and reason.get("censored")) and self.spec.target is not None
             if censored:
                 self.capped_at = elapsed
             raise StopTrial(prune_text(reason, step), pruned=not censored)
+
+    def _asked(self) -> FrozenTrial:
+        """The running trial as the pruner sees it now: a new FrozenTrial of the reporter's record."""
+        t = self._frozen
+        return FrozenTrial(number=t.number, state=t.state, value=None, datetime_start=t.datetime_start,
+                           datetime_complete=None, params=t.params, distributions=t.distributions,
+                           user_attrs=dict(self._user), system_attrs=dict(self._system),
+                           intermediate_values=dict(self._steps), trial_id=self._trial_id)
+
+    def _ask(self) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the pruner prunes the trial now, and its reason; the reason, its notes and
+        what the pruner set through the view are written on the trial."""
+        trial = self._asked()
+        self._view.show(trial)
+        notes: dict[str, Any] = {}
+        if isinstance(self._pruner, ReasonedPruner):
+            reason = self._pruner.judge(self._pruner_study, trial, notes)
+            pruned = reason is not None
+        else:
+            reason, pruned = None, self._pruner.prune(self._pruner_study, trial)
+        user, system = self._view.take_writes()
+        user.update(notes)
+        if reason is not None:
+            user[REASON_ATTR] = reason
+        if user or system:
+            self._writer.write_attrs(user, system)
+            self._user.update(user)
+            self._system.update(system)
+        return pruned, reason
 
     def _check_target(self, step: int, m: dict[str, float], elapsed: float) -> None:
         """The target counts only within the budget: a crossing after it is a miss."""
@@ -185,11 +223,11 @@ class TrialReporter:
     @property
     def retried_checkpoint_dirs(self) -> list[Path]:
         """The :attr:`checkpoint_dir` of each failed trial this one retries, newest first."""
-        history = self._frozen.system_attrs.get("retry_history", [])
+        history = _optuna.retry_history(self._frozen)
         return [d for n in reversed(history) if (d := self._run_dir(n)) is not None]
 
     def _run_dir(self, number: int) -> Path | None:
-        base = getattr(getattr(self._checkpoints, "_store", None), "_base_path", None)  # FileSystemArtifactStore
+        base = None if self._checkpoints is None else _optuna.artifact_base(self._checkpoints.store)
         return None if base is None else Path(base) / "runs" / self.spec.study / f"trial-{number}"
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from hpo.artifacts import CHECKPOINT_ATTR
-from hpo.attrs import RERUN_ATTR, SEED_ATTR
+from hpo._optuna import (CHECKPOINT_ATTR, EXPERIMENT_ATTR, FIXED_PARAMS_ATTR, GRID_ATTRS, RERUN_ATTR,
+                         RETRY_HISTORY_ATTR, SEED_ATTR, retry_attrs)
 
-CARRIED_USER_ATTRS = (RERUN_ATTR, SEED_ATTR, "experiment")  # what the retry is: a seed re-run, a named experiment
-FIXED_PARAMS_ATTR = "fixed_params"  # Optuna's enqueue_trial: an enqueued config, suggested only when the trial runs
-GRID_ATTRS = ("grid_id", "search_space")  # Optuna's GridSampler: the grid point a trial holds
+CARRIED_USER_ATTRS = (RERUN_ATTR, SEED_ATTR, EXPERIMENT_ATTR)  # what the retry is: a seed re-run, a named experiment
+CARRIED_SYSTEM_ATTRS = (CHECKPOINT_ATTR, FIXED_PARAMS_ATTR, *GRID_ATTRS)  # where it starts, which config it holds
 
 
 def is_rerun(trial: FrozenTrial | optuna.Trial) -> bool:
@@ -32,11 +31,10 @@ class RetryFromCheckpoint:
         self.max_retry = max_retry
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        history = [*trial.system_attrs.get("retry_history", []), trial.number]
-        if len(history) > self.max_retry:
+        attrs = retry_attrs(trial)
+        if len(attrs[RETRY_HISTORY_ATTR]) > self.max_retry:
             return
-        attrs = {"failed_trial": trial.system_attrs.get("failed_trial", trial.number), "retry_history": history}
-        for key in (CHECKPOINT_ATTR, FIXED_PARAMS_ATTR, *GRID_ATTRS):
+        for key in CARRIED_SYSTEM_ATTRS:
             if key in trial.system_attrs:
                 attrs[key] = trial.system_attrs[key]
         user = {k: trial.user_attrs[k] for k in CARRIED_USER_ATTRS if k in trial.user_attrs}

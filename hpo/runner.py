@@ -25,8 +25,8 @@ from hpo.locks import StudyLock
 from hpo.protocol import StopTrial
 from hpo.pruners import baseline_trials, build_pruner, required_metrics
 from hpo.reporter import TrialReporter
-from hpo.attrs import (CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, FAIL_TRACEBACK_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR,
-                       STOP_ATTR, TARGET_ATTRS)
+from hpo._optuna import (CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, FAIL_TRACEBACK_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR,
+                       STOP_ATTR, TARGET_ATTRS, WORKER_ATTR)
 from hpo.display import outcome_sentence
 from hpo.progress import Progress
 from hpo.watchdog import TrialHung, Watchdog
@@ -38,7 +38,6 @@ from hpo.study_info import SPEC_ATTR, store_spec  # noqa: F401 - SPEC_ATTR: wher
 from hpo.storage import CurveWriter, note_on_finished_trial, open_storage, redact, resolve_url, set_user_attrs
 from hpo.view import CurveView, view_study
 
-WORKER_ATTR = "hpo:worker"
 HOLDER_POLL_SECONDS = 2.0
 WAIT_POLL_SECONDS = 2.0
 DEFAULT_WATCHDOG = 4.0  # x the trial budget: wall seconds without a report before a trial is ended

@@ -21,11 +21,11 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo._optuna import SAMPLER_SEED_ATTR as SEED_ATTR
+from hpo._optuna import storage_of, trial_id
 from hpo.errors import SpecError, first_line
 from hpo.options import OptionError, check_options
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec
-
-SEED_ATTR = "hpo:sampler_seed"
 
 
 def _grid(spec: StudySpec, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -96,7 +96,7 @@ class TrialSeededSampler(BaseSampler):
         if self._seed is not None:
             seed = trial_seed(self._seed, trial.number)
             self.inner = self._make(seed)
-            study._storage.set_trial_system_attr(trial._trial_id, SEED_ATTR, seed)
+            storage_of(study).set_trial_system_attr(trial_id(trial), SEED_ATTR, seed)
         self.inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
                       field_serializer, field_validator, model_validator)
 
+from hpo._optuna import EXPERIMENT_ATTR  # noqa: F401 - the user attribute holding a named enqueue entry's name
 from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError, first_line
 from hpo.safe_yaml import read_text, read_yaml
@@ -236,7 +237,6 @@ Objective = Annotated[
                   custom_error_message="neither 'module:function' nor a mapping with command: "
                                        "(fix: e.g. objectives.ngpt_ttt:train or {command: [python, train.py]})"),
 ]
-EXPERIMENT_ATTR = "experiment"  # the user attribute holding a named enqueue entry's name
 
 
 class StudySpec(_Strict):

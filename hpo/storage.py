@@ -1,8 +1,8 @@
-"""Where studies live: URL resolution, SQLite tuned for several processes, fast curve writes."""
+"""Where studies live: URL resolution, SQLite tuned for several processes, a trial's curve
+written fast and read back."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import numpy as np
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages._rdb import models
-from sqlalchemy import delete, event, insert, text
+from optuna.trial import FrozenTrial
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from hpo import _optuna
+from hpo._optuna import metric_key, trial_metrics
 from hpo.errors import HpoError, SpecError, first_line
 
 DEFAULT_URL = "sqlite:///studies.db"
@@ -254,15 +257,13 @@ class CurveWriter:
         self._conn: Any = None
 
     def write(self, step: int, value: float, metrics: dict[str, float]) -> None:
-        key = metric_key(step)
         if self._remote is not None:
             self._remote(self._trial_id, step, value, metrics)
             return
         if self._engine is None:
             self._storage.set_trial_intermediate_value(self._trial_id, step, value)
-            self._storage.set_trial_system_attr(self._trial_id, key, metrics)
+            self._storage.set_trial_system_attr(self._trial_id, metric_key(step), metrics)
             return
-        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
         if self._conn is None:
             self._conn = self._engine.connect()
         try:
@@ -271,18 +272,17 @@ class CurveWriter:
                     # Committed and visible to every worker on return; only a crash of the
                     # server itself (not of this process) could lose the last few hundred ms.
                     self._conn.execute(text("SET LOCAL synchronous_commit = off"))
-                self._conn.execute(
-                    insert(models.TrialIntermediateValueModel.__table__),
-                    dict(trial_id=self._trial_id, step=step, intermediate_value=stored,
-                         intermediate_value_type=kind.name),
-                )
-                self._conn.execute(
-                    insert(models.TrialSystemAttributeModel.__table__),
-                    dict(trial_id=self._trial_id, key=key, value_json=json.dumps(metrics)),
-                )
+                _optuna.insert_report(self._conn, self._trial_id, step, value, metrics)
         except SQLAlchemyError:
             self.close()
             raise
+
+    def write_attrs(self, user: dict[str, Any], system: dict[str, Any]) -> None:
+        """Attributes of the running trial (a pruner's reason and notes), through Optuna's API."""
+        for key, value in system.items():
+            self._storage.set_trial_system_attr(self._trial_id, key, value)
+        for key, value in user.items():
+            self._storage.set_trial_user_attr(self._trial_id, key, value)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -295,36 +295,43 @@ def note_on_finished_trial(storage: BaseStorage, trial_id: int, key: str, value:
 
     Used to say why the heartbeat failed a trial: Optuna marks it FAIL first, then calls us.
     """
-    backend = getattr(storage, "_backend", storage)
-    if hasattr(backend, "note_on_finished_trial"):  # hpo.proxy: the proxy writes it
-        backend.note_on_finished_trial(trial_id, key, value)
+    if hasattr(storage, "note_on_finished_trial"):  # hpo.proxy: the proxy writes it
+        storage.note_on_finished_trial(trial_id, key, value)
         return
-    if not isinstance(backend, RDBStorage):
-        return
-    with backend.engine.begin() as conn:
-        conn.execute(insert(models.TrialUserAttributeModel.__table__),
-                     dict(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+    backend = _optuna.rdb_backend(storage)
+    if backend is not None:
+        _optuna.insert_user_attr(backend, trial_id, key, value)
 
 
 def set_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
     """A running trial's user attributes, all in one transaction on an RDB storage (one write
     each costs milliseconds: 5,000 metrics took 40 s); through the public API elsewhere."""
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage) or len(attrs) < 8:
+    backend = _optuna.rdb_backend(storage)
+    if backend is None or len(attrs) < 8:
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
         return
-    table = models.TrialUserAttributeModel.__table__
-    with backend.engine.begin() as conn:
-        conn.execute(delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(list(attrs))))
-        conn.execute(insert(table), [dict(trial_id=trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items()])
+    _optuna.replace_user_attrs(backend, trial_id, attrs)
 
 
-def metric_key(step: int) -> str:
-    return f"hpo:m:{step}"
+def curve(trial: FrozenTrial, metric: str | None = None, index: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a trial's curve, in step order: what :class:`CurveWriter` wrote.
 
-
-def trial_metrics(system_attrs: dict[str, Any]) -> dict[int, dict[str, float]]:
-    """Step → all metrics reported at that step, from a trial's system attributes."""
-    out = {int(k[6:]): v for k, v in system_attrs.items() if k.startswith("hpo:m:")}
-    return dict(sorted(out.items()))
+    Args:
+        trial: the trial (with its intermediate values and ``hpo:m:<step>`` attributes).
+        metric: y: the metric reported with each value (None: the curve value itself).
+        index: x: the metric reported with each value, e.g. ``tokens`` or a clock (None: the
+            step); ``tokens`` falls back on the step for reports made through plain Optuna.
+            Reports without an x or a y are skipped.
+    """
+    extra = trial_metrics(trial.system_attrs)
+    xs, ys = [], []
+    for step, value in sorted(trial.intermediate_values.items()):
+        m = extra.get(step, {})
+        y = value if metric is None else m.get(metric)
+        x = step if index is None else m.get(index, step if index == "tokens" else None)
+        if y is None or x is None:
+            continue
+        xs.append(float(x))
+        ys.append(float(y))
+    return np.asarray(xs), np.asarray(ys)

@@ -12,11 +12,9 @@ from typing import Any
 
 import optuna
 
+from hpo._optuna import SPEC_ATTR, SPEC_FIELD_PREFIX
 from hpo.errors import HpoError
 from hpo.spec import StudySpec, dump_spec, parse_spec
-
-SPEC_ATTR = "hpo:spec"  # the whole spec in one attribute (studies made before the split form)
-SPEC_FIELD_PREFIX = SPEC_ATTR + "."  # one attribute per top-level field
 
 
 def metric_names(study: optuna.Study) -> list[str]:

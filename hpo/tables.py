@@ -13,7 +13,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import display
-from hpo.attrs import CLOCK_ATTR, COPY_ATTR, REACHED_ATTR
+from hpo._optuna import CLOCK_ATTR, COPY_ATTR, REACHED_ATTR
 from hpo.ranking import missed, rank
 
 SHOWN = ("rank", "number", "state")  # then objectives and params; then these, when present

@@ -16,23 +16,20 @@ writable by others, and a refused checkpoint is not spread to another one.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial
-from sqlalchemy import update
 
-from hpo.artifacts import CHECKPOINT_ATTR, CHECKPOINT_PREFIX, CheckpointRefused, open_artifact_store, safe_load
+from hpo import _optuna
+from hpo._optuna import CHECKPOINT_ATTR, COPYING_ATTR
+from hpo.artifacts import CHECKPOINT_PREFIX, CheckpointRefused, open_artifact_store, safe_load
 from hpo.errors import HpoError
 from hpo.storage import open_storage, redact, resolve_url
 
-ARTIFACT_PREFIX = "artifacts:"
-COPYING_ATTR = "hpo:copy_incomplete"
 PARTIAL_SUFFIX = " (copy incomplete)"
 
 
@@ -40,17 +37,15 @@ def artifact_ids(study: optuna.Study) -> list[str]:
     """The artifacts a study still holds: every one its study or trials record, except
     checkpoints superseded by a newer one of the same trial (removed from the store when
     the newer one was saved)."""
-    keys = set(study._storage.get_study_system_attrs(study._study_id))
+    storage = _optuna.storage_of(study)
+    ids = {meta.artifact_id for meta in get_all_artifact_meta(study)}
     for t in study.get_trials(deepcopy=False):
         current = (t.system_attrs.get(CHECKPOINT_ATTR) or {}).get("artifact_id")
-        for key, meta in t.system_attrs.items():
-            if not key.startswith(ARTIFACT_PREFIX):
-                continue
-            filename = json.loads(meta).get("filename", "") if isinstance(meta, str) else ""
-            superseded = filename.startswith(CHECKPOINT_PREFIX) and key != ARTIFACT_PREFIX + str(current)
+        for meta in get_all_artifact_meta(t, storage=storage):
+            superseded = meta.filename.startswith(CHECKPOINT_PREFIX) and meta.artifact_id != str(current)
             if not superseded:
-                keys.add(key)
-    return sorted(k[len(ARTIFACT_PREFIX):] for k in keys if k.startswith(ARTIFACT_PREFIX))
+                ids.add(meta.artifact_id)
+    return sorted(ids)
 
 
 def checkpoint_ids(study: optuna.Study) -> set[str]:
@@ -107,7 +102,7 @@ def _start(src_study: optuna.Study, dst: BaseStorage, name: str, partial: str, e
     if target in existing:
         found = optuna.load_study(study_name=target, storage=dst)
         done = found.get_trials(deepcopy=False)
-        ours = dst.get_study_system_attrs(found._study_id).get(COPYING_ATTR)
+        ours = _optuna.study_system_attrs(found).get(COPYING_ATTR)
         source = src_study.get_trials(deepcopy=False)
         resumable = (rdb and ours and found.directions == src_study.directions and len(done) <= len(source)
                      and all(_same_trial(x, y) for x, y in zip(done, source)))
@@ -116,9 +111,9 @@ def _start(src_study: optuna.Study, dst: BaseStorage, name: str, partial: str, e
         if not ours:
             raise HpoError(f"study '{target}' already exists in the destination and is not an unfinished copy "
                            "(fix: copy to another storage or delete it there first)")
-        dst.delete_study(found._study_id)  # an unfinished copy of another state of the source: start over
+        dst.delete_study(_optuna.study_id(found))  # an unfinished copy of another state of the source: start over
     study = optuna.create_study(study_name=target, storage=dst, directions=src_study.directions)
-    study._storage.set_study_system_attr(study._study_id, COPYING_ATTR, True)
+    dst.set_study_system_attr(_optuna.study_id(study), COPYING_ATTR, True)
     return study
 
 
@@ -140,8 +135,8 @@ def copy_study(src: BaseStorage, dst: BaseStorage, name: str, src_store: FileSys
     src_study = optuna.load_study(study_name=name, storage=src)
     partial = name + PARTIAL_SUFFIX
     study = _start(src_study, dst, name, partial, existing)
-    sid = study._study_id
-    for key, value in src.get_study_system_attrs(src_study._study_id).items():
+    sid = _optuna.study_id(study)
+    for key, value in _optuna.study_system_attrs(src_study).items():
         if key != COPYING_ATTR:
             dst.set_study_system_attr(sid, key, value)
     for key, value in src_study.user_attrs.items():
@@ -154,15 +149,8 @@ def copy_study(src: BaseStorage, dst: BaseStorage, name: str, src_store: FileSys
         copied, refused = copy_artifacts(artifact_ids(src_study), src_store, dst_store, checkpoint_ids(src_study))
     dst.set_study_system_attr(sid, COPYING_ATTR, False)
     if isinstance(dst, RDBStorage):
-        _rename(dst, sid, name)
+        _optuna.rename_study(dst, sid, name)
     return len(trials), copied, refused
-
-
-def _rename(storage: RDBStorage, study_id: int, name: str) -> None:
-    """Give a study its final name, in one statement (Optuna has no API for it)."""
-    with storage.engine.begin() as conn:
-        conn.execute(update(models.StudyModel.__table__).where(models.StudyModel.__table__.c.study_id == study_id)
-                     .values(study_name=name))
 
 
 def copy_studies(
@@ -185,7 +173,8 @@ def copy_studies(
         raise HpoError(f"study {clash} already exists in {redact(resolve_url(to_url))} "
                        "(fix: copy to another storage or delete it there first)")
     src_store, dst_store = open_artifact_store(artifacts_from), open_artifact_store(artifacts_to or artifacts_from)
-    same_store = Path(src_store._base_path).resolve() == Path(dst_store._base_path).resolve()
+    src_base, dst_base = _optuna.artifact_base(src_store), _optuna.artifact_base(dst_store)
+    same_store = src_base is not None and dst_base is not None and Path(src_base).resolve() == Path(dst_base).resolve()
     return [(name, *copy_study(src, dst, name, src_store, None if same_store else dst_store, existing))
             for name in names]
 

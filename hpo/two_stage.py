@@ -35,6 +35,8 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from hpo import _optuna
+from hpo._optuna import DESIGN_ATTR, FROM_ATTR, METRICS_PREFIX, PARENT_ATTR
 from hpo.bulk import read_trials
 from hpo.design import Design, build_design
 from hpo.narrowing import WEAK, Narrowing, narrow_study, stage2_name, write_spec
@@ -45,9 +47,6 @@ from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec, same_val
 from hpo.storage import open_storage
 from hpo.study_info import study_spec
 
-PARENT_ATTR = "hpo:parent"
-DESIGN_ATTR = "hpo:design"
-FROM_ATTR = "hpo:from"
 FOLLOW_UP = 0.25
 
 
@@ -72,12 +71,10 @@ def inside(params: dict[str, Any], parent_fixed: dict[str, Any], spec: StudySpec
         return False
     if not all(same_value(config[k], v) for k, v in spec.fixed.items()):
         return False
-    for name, dist in dists.items():
-        try:
-            if not dist._contains(dist.to_internal_repr(config[name])):
-                return False
-        except (ValueError, TypeError):
-            return False
+    try:  # FrozenTrial's own check that each value lies in its distribution
+        create_trial(value=0.0, params={name: config[name] for name in dists}, distributions=dists)
+    except (ValueError, TypeError):
+        return False
     return True
 
 
@@ -103,7 +100,7 @@ def make_plan(parent: optuna.Study, *, top: int = 5, into: str | None = None, de
     else:
         narrowing = narrow_study(parent, top, name)
         spec = narrowing.spec
-    existing = find_study(parent._storage, spec.study)
+    existing = find_study(_optuna.storage_of(parent), spec.study)
     stored = None if existing is None else existing.user_attrs.get(DESIGN_ATTR)
     if stored is not None:
         chosen = Design({}, stored, f"as stored in study {spec.study} at its first preparation", 0)
@@ -122,10 +119,10 @@ def make_plan(parent: optuna.Study, *, top: int = 5, into: str | None = None, de
 
 
 def _copy_trial(parent: optuna.Study, number: int, spec: StudySpec) -> FrozenTrial:
-    storage = parent._storage
-    src = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(parent._study_id, number))
+    storage = _optuna.storage_of(parent)
+    src = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(_optuna.study_id(parent), number))
     params = {k: v for k, v in src.params.items() if k in spec.space}
-    curves = {k: v for k, v in src.system_attrs.items() if k.startswith("hpo:m:")}
+    curves = {k: v for k, v in src.system_attrs.items() if k.startswith(METRICS_PREFIX)}
     return create_trial(state=TrialState.COMPLETE, values=src.values,
                         params=params, distributions=distributions(spec, params),
                         user_attrs=src.user_attrs, intermediate_values=src.intermediate_values,
@@ -154,7 +151,7 @@ def apply(plan: Plan, storage: BaseStorage | None = None, out: TextIO = sys.stde
     if plan.narrowing is not None:
         write_spec(plan.narrowing, plan.path)
         print(f"wrote {plan.path}", file=out)
-    study = load_study(plan.spec, storage or plan.parent._storage)
+    study = load_study(plan.spec, storage or _optuna.storage_of(plan.parent))
     did = prepare(plan, study)
     print(f"stage 2 study {plan.spec.study}: copied {did['copied']} Stage-1 trials, "
           f"enqueued {did['enqueued']} design points", file=out)
@@ -215,7 +212,7 @@ def plan_text(plan: Plan) -> str:
 def design_to_queue(plan: Plan) -> list[dict[str, Any]]:
     """The design points that :func:`prepare` will queue: those no trial of the Stage-2 study,
     and no Stage-1 trial it copies in, holds (:func:`hpo.runner.unheld`)."""
-    existing = find_study(plan.parent._storage, plan.spec.study)
+    existing = find_study(_optuna.storage_of(plan.parent), plan.spec.study)
     trials = read_trials(existing) if existing is not None else []
     copied = {t.system_attrs[FROM_ATTR]["trial"] for t in trials if FROM_ATTR in t.system_attrs}
     coming = [_copy_trial(plan.parent, n, plan.spec) for n in plan.copied if n not in copied]

@@ -4,9 +4,13 @@ Optuna's pruners need ``study.direction`` and read every trial's intermediate va
 each check; Optuna refuses both in multi-objective studies and the reads cost milliseconds
 per report in a large study. :class:`CurveView` is a storage that shows pruners a study
 with one direction (the curve's), keeps finished trials (which never change) in memory,
-re-reads the others at most every ``refresh_seconds``, and serves the running trial from
-the reporter's own record. Writes (e.g. successive halving's rung attributes, kill-rule
-reasons) go through to the real storage.
+re-reads the others at most every ``refresh_seconds``, and serves the running trial as the
+reporter last showed it (a FrozenTrial of its own, built for each question).
+
+The view is read-only: it writes nothing to the real storage and changes no trial. The
+attributes a pruner sets on the running trial through the storage API (successive
+halving's rung values, the reason a pruner inside ``patient`` gives) are held until the
+reporter takes them (:meth:`CurveView.take_writes`) and writes them with the reason.
 """
 
 from __future__ import annotations
@@ -22,10 +26,23 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo._optuna import trial_id
+
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 class CurveView(BaseStorage):
+    """A study's single-objective, read-only view for pruners (see the module docstring).
+
+    Args:
+        base: the study's storage.
+        study_id: the study's id in it.
+        direction: the curve's direction, ``"minimize"`` or ``"maximize"``.
+        objective_is_curve: whether the study's one objective is the curve metric (else a
+            COMPLETE trial's value, for pruners, is its last curve value).
+        refresh_seconds: how long unfinished trials of other workers are served from memory.
+    """
+
     def __init__(
         self,
         base: BaseStorage,
@@ -42,30 +59,28 @@ class CurveView(BaseStorage):
         self._finished: dict[int, FrozenTrial] = {}
         self._others: dict[int, FrozenTrial] = {}
         self._current: FrozenTrial | None = None
+        self._current_id: int | None = None
         self._lists: dict[tuple[int, ...] | None, list[FrozenTrial]] = {}
         self._read_at = -float("inf")
+        self._user: dict[str, Any] = {}
+        self._system: dict[str, Any] = {}
 
-    # --- the running trial, kept by the reporter -------------------------------------------
+    # --- the running trial, shown by the reporter -------------------------------------------
     def begin(self, trial: FrozenTrial) -> None:
-        self._current = trial
+        """A new running trial: shown as ``trial``; everything else re-read."""
+        self.show(trial)
         self.refresh()
 
-    def record(self, step: int, value: float, metrics: dict[str, float]) -> FrozenTrial:
-        assert self._current is not None
-        self._current.intermediate_values[step] = value
-        self._current._system_attrs[f"hpo:m:{step}"] = metrics
-        return self._current
+    def show(self, trial: FrozenTrial) -> None:
+        """The running trial as pruners see it until the next call; the view never changes it
+        (a pruner that reads the trials, then sets an attribute, counts what it read)."""
+        self._current, self._current_id = trial, trial_id(trial)
 
-    def _snapshot(self) -> FrozenTrial:
-        """The running trial as read now: later writes must not show through, as with a real
-        storage (successive halving reads the trials, then writes the trial's rung, then counts
-        the rung values it read plus the trial's own; a live object would count it twice)."""
-        assert self._current is not None
-        t = copy.copy(self._current)
-        t.intermediate_values = dict(t.intermediate_values)
-        t._system_attrs = dict(t._system_attrs)
-        t._user_attrs = dict(t._user_attrs)
-        return t
+    def take_writes(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The (user, system) attributes pruners set on the running trial since the last call."""
+        writes = (self._user, self._system)
+        self._user, self._system = {}, {}
+        return writes
 
     # --- reading ----------------------------------------------------------------------------
     def refresh(self, force: bool = True) -> None:
@@ -76,20 +91,21 @@ class CurveView(BaseStorage):
         self._others = {}
         self._lists = {}
         for t in self._base.get_all_trials(self._study_id, deepcopy=False):
-            if t._trial_id in self._finished:
+            tid = trial_id(t)
+            if tid in self._finished:
                 continue
             if t.state in _FINISHED:
-                self._finished[t._trial_id] = self._single(t)
-            elif self._current is None or t._trial_id != self._current._trial_id:
-                self._others[t._trial_id] = t
+                self._finished[tid] = self._single(t)
+            elif tid != self._current_id:
+                self._others[tid] = t
 
     def _single(self, t: FrozenTrial) -> FrozenTrial:
         """A finished trial with one value: its own if it is the curve, else its last report."""
         if self._objective_is_curve or t.state != TrialState.COMPLETE:
             return t
-        t = copy.copy(t)
         last = t.intermediate_values.get(t.last_step) if t.last_step is not None else None
-        t._values = None if last is None else [last]
+        t = copy.copy(t)
+        t.values = None if last is None else [last]
         return t
 
     def get_all_trials(
@@ -105,11 +121,11 @@ class CurveView(BaseStorage):
             self._lists[key] = others
         trials = list(others)
         if self._current is not None and (states is None or self._current.state in states):
-            bisect.insort(trials, self._snapshot(), key=lambda t: t.number)
+            bisect.insort(trials, self._current, key=lambda t: t.number)
         return copy.deepcopy(trials) if deepcopy else trials
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        if self._current is not None and trial_id == self._current._trial_id:
+        if self._current is not None and trial_id == self._current_id:
             return self._current
         return self._finished.get(trial_id) or self._base.get_trial(trial_id)
 
@@ -134,28 +150,24 @@ class CurveView(BaseStorage):
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         return self._base.get_trial_id_from_study_id_trial_number(study_id, trial_number)
 
-    # --- writing: through to the real storage, mirrored on the running trial ----------------
+    # --- writing: held for the reporter ----------------------------------------------------
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._base.set_trial_system_attr(trial_id, key, value)
-        if self._current is not None and trial_id == self._current._trial_id:
-            self._current._system_attrs[key] = value
+        self._running(trial_id)
+        self._system[key] = value
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._base.set_trial_user_attr(trial_id, key, value)
-        if self._current is not None and trial_id == self._current._trial_id:
-            self._current._user_attrs[key] = value
+        self._running(trial_id)
+        self._user[key] = value
 
-    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._base.set_study_user_attr(study_id, key, value)
-
-    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._base.set_study_system_attr(study_id, key, value)
+    def _running(self, trial_id: int) -> None:
+        if trial_id != self._current_id:
+            raise RuntimeError("a pruner's view of the study sets attributes of the running trial only")
 
     # --- not a view's business ------------------------------------------------------------
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a pruner's view of the study cannot create or change trials")
+        raise RuntimeError("a pruner's view of the study cannot create or change trials or the study")
 
-    create_new_study = delete_study = create_new_trial = _refuse
+    create_new_study = delete_study = create_new_trial = set_study_user_attr = set_study_system_attr = _refuse
 
     def set_trial_param(
         self, trial_id: int, param_name: str, param_value_internal: float, distribution: BaseDistribution

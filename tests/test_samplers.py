@@ -12,7 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import hpo_env, run_hpo
-from hpo.attrs import COPY_ATTR
+from hpo._optuna import COPY_ATTR
 from hpo.samplers import SEED_ATTR, TrialSeededSampler, build_sampler, trial_seed
 from hpo.spec import parse_spec
 from hpo.storage import open_storage

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from hpo.errors import HpoError
-from hpo.storage import CurveWriter, open_storage, redact, resolve_url, trial_metrics
+from hpo.storage import CurveWriter, curve, metric_key, open_storage, redact, resolve_url, trial_metrics
 
 
 def test_resolve_url_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,3 +66,16 @@ def test_curve_writer_is_durable_on_return(backend: str, tmp_path: Path, request
     assert metrics[3] == {"val_loss": 2.5, "tokens": 300.0}
     assert metrics[4]["tokens"] == 400.0
     writer.close()
+
+
+def test_curve_reads_back_what_the_writer_wrote_on_any_x() -> None:
+    metrics = {1: {"val_ppl": 30.0, "tokens": 100.0, "train_seconds": 2.0}, 2: {"val_ppl": 20.0, "tokens": 200.0},
+               4: {"val_ppl": 10.0, "tokens": 400.0, "train_seconds": 8.0}}
+    t = optuna.trial.create_trial(value=1.0, intermediate_values={1: 3.0, 2: 2.0, 4: 1.0, 5: 0.5},
+                                  system_attrs={metric_key(s): m for s, m in metrics.items()})
+    xs, ys = curve(t)  # the steps and the curve values
+    assert xs.tolist() == [1, 2, 4, 5] and ys.tolist() == [3.0, 2.0, 1.0, 0.5]
+    xs, ys = curve(t, "val_ppl", "train_seconds")  # reports without the x or the y are skipped
+    assert xs.tolist() == [2.0, 8.0] and ys.tolist() == [30.0, 10.0]
+    xs, ys = curve(t, None, "tokens")  # tokens falls back on the step (a report through plain Optuna)
+    assert xs.tolist() == [100.0, 200.0, 400.0, 5.0] and ys.tolist() == [3.0, 2.0, 1.0, 0.5]
