@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
