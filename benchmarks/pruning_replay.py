@@ -52,7 +52,8 @@ from optuna.trial import TrialState
 from hpo.pruners import REASON_ATTR
 from hpo.spec import StudySpec, parse_spec
 
-from replay import DATA, KILL_RULE, Recorded, asha, kill_rule, kill_seconds, open_table, run_study
+from replay import (DATA, KILL_RULE, Recorded, add_table_arguments, asha, kill_rule, kill_seconds, open_table,
+                    run_study)
 
 TABLE = DATA / "ngpt_curves.csv"
 
@@ -131,17 +132,12 @@ def kill_rule_grid(table: Recorded) -> dict[str, tuple[list[dict[str, Any]], str
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--table", default=str(TABLE))
-    p.add_argument("--seeds", type=int, default=10)
+    add_table_arguments(p, TABLE, seeds=10)
     p.add_argument("--clock", default=None,
                    help="time column: cpu_seconds when the table has it (load-independent), else train_seconds")
-    p.add_argument("--target-quantile", type=float, default=0.4,
-                   help="target = this quantile of the configs' best val_loss (the share that reaches it)")
     p.add_argument("--min-tokens", type=float, help="kill rule: default 20%% of the longest run's tokens")
     p.add_argument("--threshold", type=float, default=KILL_RULE["threshold"])
     p.add_argument("--patience", type=int, default=KILL_RULE["patience"])
-    p.add_argument("--single-seed", action="store_true",
-                   help="the true top 5 by the recorded runs alone, ignoring the table's extra seeds")
     p.add_argument("--kill-rule-grid", action="store_true",
                    help="instead: the kill rule alone for thresholds x patiences x min_tokens (sensitivity)")
     args = p.parse_args(argv)

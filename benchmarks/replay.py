@@ -15,6 +15,7 @@ its truth to pick the contenders.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -184,6 +185,17 @@ def open_table(path: str, clock: str | None = None, target_quantile: float = 0.4
     return Recorded(path, curves, clock, target, budget, recorded, truth, judged)
 
 
+def add_table_arguments(parser: argparse.ArgumentParser, table: Path, seeds: int) -> None:
+    """The options every replay takes: ``--table``, ``--seeds``, ``--target-quantile``,
+    ``--single-seed`` (the arguments of :func:`open_table` and the number of seeds)."""
+    parser.add_argument("--table", default=str(table))
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--target-quantile", type=float, default=0.4,
+                        help="target = this quantile of the configs' best val_loss (the share that reaches it)")
+    parser.add_argument("--single-seed", action="store_true",
+                        help="judge by the recorded runs alone, ignoring the table's extra seeds")
+
+
 # --- proposals onto recorded configs --------------------------------------------------------
 class Grid:
     """The recorded configs as points in level units, and the nearest one to any params."""
@@ -290,7 +302,8 @@ def replay_nearest(config: dict[str, Any], report: Callable[..., None]) -> dict[
     return {}
 
 
-def run_study(spec: StudySpec, storage: BaseStorage | None = None, queue: Iterable[dict[str, Any]] = ()) -> optuna.Study:
+def run_study(spec: StudySpec, storage: BaseStorage | None = None,
+              queue: Iterable[dict[str, Any]] = ()) -> optuna.Study:
     """Run ``spec`` to its ``n_trials`` in memory, as ``hpo.runner.optimize`` runs it on a storage
     URL: the study created or resumed, the spec's start configs queued, then ``queue``, the spec's
     objective and pruners.

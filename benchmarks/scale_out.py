@@ -203,7 +203,8 @@ def one_worker_reports(db: str, grpc_url: str, name: str, tmp: Path) -> dict[str
             times += timed_reports(report, STEPS)
             report.close()
             stored = open_storage(db).get_trial(trial._trial_id)
-            assert len(stored.intermediate_values) == STEPS and metric_key(STEPS) in stored.system_attrs, "durable on return"
+            durable = len(stored.intermediate_values) == STEPS and metric_key(STEPS) in stored.system_attrs
+            assert durable, "durable on return"
             session.study.tell(trial, 1.0)
         assert isinstance(report._writer, CurveWriter)
     return out

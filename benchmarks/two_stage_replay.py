@@ -94,7 +94,8 @@ from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec
 from hpo.two_stage import FROM_ATTR, apply, make_plan
 from objectives.ngpt_ttt import DEFAULTS
 
-from replay import DATA, RUN, Grid, Recorded, asha, grid, kill_rule, kill_seconds, norm, open_table, pick, run_study
+from replay import (DATA, RUN, Grid, Recorded, add_table_arguments, asha, grid, kill_rule, kill_seconds, norm,
+                    open_table, pick, run_study)
 
 TABLE = DATA / "ngpt_timed.csv"
 WITHIN = 0.05  # "near-best": time to target within 5% of the table's best
@@ -131,7 +132,8 @@ def spec_for(bench: Bench, name: str, pruners: list[dict[str, Any]], seed: int, 
         "study": f"{name}_{seed}", "objective": "replay:replay_nearest",
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
         "target": {"metric": "val_loss", "below": table.target}, "trial_budget_seconds": table.budget,
-        "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
+        "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}},
+        "pruners": pruners,
         "fixed": {"table": table.path, "run": f"{name}_{seed}", "clock": table.clock, "repeats": bench.repeats},
         "space": bench.grid.space(when), "enqueue": enqueue or [], "one_factor_levels": one_factor_levels,
     }, "two_stage_replay")
@@ -323,10 +325,7 @@ def bootstrap_ert_ratio(df: pd.DataFrame, mine: str, other: str, n: int = 2000) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--table", default=str(TABLE))
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--target-quantile", type=float, default=0.4,
-                   help="target = this quantile of the configs' best val_loss (the share that reaches it)")
+    add_table_arguments(p, TABLE, seeds=20)
     p.add_argument("--stage1", type=int, default=STAGE1, help="Stage-1 trials of (a) and (c) (default: 48)")
     p.add_argument("--clock", default="cpu_seconds", choices=["cpu_seconds", "train_seconds"],
                    help="the recorded clock (default cpu_seconds: immune to load while recording)")
@@ -349,8 +348,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="what (b) and (c) are given: nothing (hpo's defaults, as the issue asks), the baseline "
                         "enqueued as trial 0 (a spec's enqueue), or also its one-factor neighbours "
                         "(one_factor_levels: 4, (a)'s groups A-F)")
-    p.add_argument("--single-seed", action="store_true",
-                   help="judge near-best on the recorded run alone, ignoring the table's extra seeds")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -358,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(table, grid(args.table), args.stage1, args.allow_repeats, {} if args.no_when else WHEN)
     g, quality = bench.grid, table.truth.time_to_target
     cap = {"name": "time_cap", "options": {"rank": args.cap_rank}}
-    named = {"kill_rule": kill_rule(0.2 * table.max_tokens), "kill_seconds": kill_seconds("train_seconds", table.budget),
-             "asha": asha(2 * table.val_every), "time_cap": cap}
+    named = {"kill_rule": kill_rule(0.2 * table.max_tokens), "asha": asha(2 * table.val_every), "time_cap": cap,
+             "kill_seconds": kill_seconds("train_seconds", table.budget)}
     pruners = [named[n] for n in args.pruners.split("+")]
     good = Ledger(table, quality).good
     base = baseline(g, args.baseline, parse_set(args.set))
