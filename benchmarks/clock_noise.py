@@ -33,12 +33,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from objectives.ngpt_ttt import DEFAULTS, train
 
-from objectives.ngpt_ttt import DEFAULTS, train  # noqa: E402
-
-SPEC = ROOT / "search_spaces" / "ngpt_ttt.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "search_spaces" / "ngpt_ttt.yaml"
 CLOCKS = ("norm_seconds", "cpu_seconds", "train_seconds", "wall")
 
 

@@ -29,19 +29,22 @@ import argparse
 import io
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import optuna
 
-from hpo.runner import open_session, run  # noqa: E402
-from hpo.spec import parse_spec  # noqa: E402
+from hpo.runner import open_session, run
+from hpo.spec import parse_spec
+
+TINYNET = Path(__file__).resolve().parents[1] / "examples" / "seeds" / "tinynet.py"
 
 SCRIPT_REPORTS = r'''
 import json, math, os, signal, sys, time
@@ -64,13 +67,13 @@ while step < config["steps"]:
 PATTERN = (r"step (?P<step>\d+) val_loss (?P<val_loss>[\d.]+) val_ppl (?P<val_ppl>[\d.]+) "
            r"tokens (?P<tokens>\d+) train_seconds (?P<train_seconds>[\d.]+)")
 
+# run beside a copy of examples/seeds/tinynet.py (tokens_per_second), which it imports as a sibling
 SCRIPT_TRAIN = r'''
 import os, sys, time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 from tinynet import SGD, CharLM, python_text
-steps = int(sys.argv[2])
+steps = int(sys.argv[1])
 ids, vocab = python_text()
 model = CharLM(vocab, context=8, d_emb=32, hidden=256, layers=1)
 opt, rng, batch = SGD(model.params, 0.05, 0.9), np.random.default_rng(0), 64
@@ -153,7 +156,7 @@ def _child_cpu() -> float:
 def _rate_bare(tmp: Path, steps: int) -> tuple[float, float]:
     """(tokens per wall second of the training loop, tokens per CPU second of the script)."""
     cpu = _child_cpu()
-    out = subprocess.run([sys.executable, str(tmp / "train.py"), str(ROOT / "examples" / "seeds"), str(steps)],
+    out = subprocess.run([sys.executable, str(tmp / "train.py"), str(steps)],
                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     last = out.stdout.strip().splitlines()[-1].split()
     return float(last[5]) / float(last[7]), float(last[5]) / (_child_cpu() - cpu)  # tokens / elapsed
@@ -164,7 +167,7 @@ BUSY: list[tuple[float, float]] = []  # hpo's (CPU seconds, wall seconds) while 
 
 def _rate_hpo(tmp: Path, steps: int, index: int) -> tuple[float, float]:
     command = _command(tmp, "train.py", TRAIN_PATTERN)
-    command["command"] += [str(ROOT / "examples" / "seeds"), str(steps)]
+    command["command"] += [str(steps)]
     cpu = _child_cpu()
     attrs, session = one_trial(tmp, _study(tmp, f"c{index}", command, {}))
     BUSY.append(session.train.busy)
@@ -175,6 +178,7 @@ def tokens_per_second(tmp: Path, repeats: int, steps: int) -> None:
     print(f"(c) tokens/s of a numpy char-LM ({steps} steps, batch 64, a report every 10 steps), bare vs as an "
           f"hpo command; {repeats} interleaved pairs")
     (tmp / "train.py").write_text(SCRIPT_TRAIN)
+    shutil.copy(TINYNET, tmp / "tinynet.py")
     _rate_bare(tmp, 20)  # warm the file cache
     pairs, cpu_pairs, rates = [], [], {"bare": [], "hpo": []}
     for i in range(repeats):
@@ -205,10 +209,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--pairs", type=int, default=11, help="bare/hpo pairs for (c): its noise is other load")
     args = parser.parse_args()
-    import warnings
-
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

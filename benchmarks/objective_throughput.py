@@ -33,10 +33,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import io
-import multiprocessing
 import math
+import multiprocessing
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -48,9 +47,6 @@ import optuna
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from hpo.protocol import NullReporter
 from hpo.runner import optimize
 from hpo.spec import parse_spec
@@ -58,6 +54,7 @@ from objectives.data import load_splits
 from objectives.muon import orthogonalize
 from objectives.ngpt_ttt import DEFAULTS, train
 
+ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"cpu": ROOT / "search_spaces" / "ngpt_ttt.yaml", "gpu": ROOT / "search_spaces" / "ngpt_ttt_gpu.yaml"}
 
 

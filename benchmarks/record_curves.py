@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import itertools
 import json
 import math
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,12 +49,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+import objectives.ngpt_ttt as objective
 from hpo.protocol import StopTrial
 from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
 
+from recording import RowReporter, append, install_cpu_clock, params_of
+
+ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 PRESET: dict[str, Any] = {
     "d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "max_steps": 200, "val_freq": 10,
@@ -102,66 +101,8 @@ def recorded_runs(path: Path, names: list[str]) -> dict[tuple[Any, ...], tuple[i
         return {}
     out = {}
     for cid, rows in pd.read_csv(path).groupby("config_id"):
-        params = {k: _plain(rows.iloc[0][k]) for k in names}
-        out.setdefault(effective(params), (int(cid), rows[CURVE_COLUMNS].to_dict("records")))
+        out.setdefault(effective(params_of(rows, names)), (int(cid), rows[CURVE_COLUMNS].to_dict("records")))
     return out
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
-def append(out: Path, header: list[str], cid: int, params: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Append one config's rows; shards append to the same file, one whole config at a time."""
-    with out.open("a", newline="") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-        if f.tell() == 0:
-            writer.writeheader()
-        writer.writerows({"config_id": cid, **params, **row} for row in rows)
-        f.flush()
-
-
-def install_cpu_clock(objective: Any) -> type:
-    """Make the objective's training clock also count this thread's CPU seconds."""
-
-    class CpuClock(objective.TrainClock):  # type: ignore[name-defined,misc]
-        latest: CpuClock | None = None
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.cpu, self._cpu_since = 0.0, None
-            CpuClock.latest = self
-
-        def start(self) -> None:
-            super().start()
-            self._cpu_since = time.thread_time()
-
-        def stop(self) -> None:
-            if self._cpu_since is not None:
-                self.cpu += time.thread_time() - self._cpu_since
-                self._cpu_since = None
-            super().stop()
-
-    objective.TrainClock = CpuClock
-    return CpuClock
-
-
-class RowReporter:
-    """Collects every report of one run; with ``budget_cpu``, ends it once that much CPU is spent."""
-
-    def __init__(self, clock: Any, budget_cpu: float | None = None) -> None:
-        self.rows: list[dict[str, float]] = []
-        self.clock = clock
-        self.budget_cpu = budget_cpu
-        self.start = time.perf_counter()
-
-    def __call__(self, step: int, **metrics: float) -> None:
-        cpu = self.clock.latest.cpu  # the clock is stopped while the objective reports
-        self.rows.append({"step": step, **metrics, "cpu_seconds": cpu,
-                          "wall_seconds": time.perf_counter() - self.start})
-        if self.budget_cpu is not None and cpu >= self.budget_cpu:
-            raise StopTrial(f"{self.budget_cpu:g} s of CPU spent", pruned=False)
 
 
 # ``optimizer: adamw`` trains every parameter with AdamW at ``adam_lr`` (objectives/ngpt_ttt.py
@@ -187,8 +128,7 @@ def backfill_cpu(out: Path, objective: Any, clock: Any, base: dict[str, Any], na
     for cid, rows in df.groupby("config_id"):
         if rows.cpu_seconds.notna().all():
             continue
-        params = rows.iloc[0][names].to_dict()
-        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
+        params = params_of(rows, names)
         reporter = RowReporter(clock)
         objective.train({**base, **params, "max_steps": steps, "val_freq": steps}, reporter)
         per_step = reporter.rows[-1]["cpu_seconds"] / steps
@@ -216,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backfill-cpu", type=int, metavar="STEPS",
                    help="only add cpu_seconds to recorded configs that lack it, from STEPS-step runs")
     args = p.parse_args(argv)
-
-    import objectives.ngpt_ttt as objective
-
     clock = install_cpu_clock(objective)
 
     spec = load_spec(args.spec, check_objective=False)

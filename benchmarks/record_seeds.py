@@ -21,21 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import objectives.ngpt_ttt as objective
+from hpo.protocol import StopTrial
 
-from benchmarks.pruning_replay import budget_of, load_table, seeds_path, target_of, true_times  # noqa: E402
-from benchmarks.record_curves import RowReporter, append, install_cpu_clock  # noqa: E402
-from hpo.protocol import StopTrial  # noqa: E402
+from recording import RowReporter, append, install_cpu_clock, params_of
+from replay import DATA, budget_of, load_table, seeds_path, target_of, true_times
 
-DATA = ROOT / "benchmarks" / "data"
 SEED_COLUMNS = ["config_id", "seed", "step", "tokens", "val_loss", "val_ppl", "cpu_seconds"]
 
 
@@ -56,9 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", default="cpu_seconds")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="every N-th run left to do, from K")
     args = p.parse_args(argv)
-
-    import objectives.ngpt_ttt as objective
-
     clock = install_cpu_clock(objective)
     meta = json.loads(Path(args.table).with_suffix(".meta.json").read_text())
     table = load_table(args.table)
@@ -74,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(ids)} contenders within {args.within}x of the best; {len(runs)} runs in this shard", flush=True)
     for i, (cid, seed) in enumerate(runs, start=1):
         rows = table[cid]
-        params: dict[str, Any] = {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[0][names].items()}
+        params = params_of(rows, names)
         reporter = RowReporter(clock)
         try:
             objective.train({**meta["fixed"], **params, "seed": seed, "max_steps": int(rows.step.iloc[-1])}, reporter)

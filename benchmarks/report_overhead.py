@@ -12,65 +12,29 @@ committed before the call returns (checked at the end of each run).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
 
-from report_speed import bulk_add  # one transaction per table, not 80 round trips per trial
+from hpo.runner import new_reporter
+from hpo.storage import open_storage
 
-from hpo.pruners import build_pruner
-from hpo.runner import Session, load_study, new_reporter
-from hpo.spec import Component, parse_spec
-from hpo.storage import metric_key, open_storage
+from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports
 
-STEPS = 40
 ROUNDS = 5
-
-
-def _finished_trial(i: int) -> optuna.trial.FrozenTrial:
-    x = (i % 97) / 97
-    curve = {s: 2 + x + 3 / s for s in range(1, STEPS + 1)}
-    return create_trial(
-        state=TrialState.COMPLETE, value=curve[STEPS], params={"x": x},
-        distributions={"x": FloatDistribution(0, 1)}, intermediate_values=curve,
-        system_attrs={metric_key(s): {"val_loss": v, "tokens": s * 1000.0} for s, v in curve.items()},
-    )
 
 
 def _populate(url: str, name: str, n: int) -> None:
     study = optuna.create_study(study_name=name, storage=open_storage(url))
-    bulk_add(study, [_finished_trial(i) for i in range(n)])
+    bulk_add(study, [finished_trial(i) for i in range(n)])
 
 
-def _pcts(xs: list[float]) -> tuple[float, float]:
-    xs = sorted(xs)
-    return statistics.median(xs) * 1e3, xs[int(0.9 * (len(xs) - 1))] * 1e3
-
-
-def timed_reports(report: Any, steps: int) -> list[float]:
-    """Seconds of each of ``steps`` calls of hpo's ``report``, never pruned (better than every trial)."""
-    times = []
-    for s in range(1, steps + 1):
-        t0 = time.perf_counter()
-        report(s, val_loss=1.0 + 3 / s, tokens=s * 1000.0)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def bench_hpo(url: str, name: str) -> list[float]:
-    spec = parse_spec({"study": name, "objective": "objectives.synthetic:train",
-                       "metrics": {"val_loss": "minimize"}, "pruners": [{"name": "median"}],
-                       "space": {"x": {"type": "float", "low": 0, "high": 1}}}, "bench")
-    storage = open_storage(url)
-    session = Session(spec=spec, study=load_study(spec, storage), storage=storage,
-                      train=lambda c, r: {}, pruner=build_pruner([Component(name="median")]))
+def bench_hpo(url: str, name: str, artifacts: Path) -> list[float]:
+    session = open_bench_session(url, name, artifacts)
     times: list[float] = []
     for _ in range(ROUNDS):
         trial = session.study.ask({"x": FloatDistribution(0, 1)})
@@ -111,9 +75,9 @@ def main() -> None:
         for backend, url in backends.items():
             name = f"bench-{uuid.uuid4().hex[:8]}"
             _populate(url, name, args.trials)
-            ours = bench_hpo(url, name)
+            ours = bench_hpo(url, name, Path(tmp) / "artifacts")
             raw = bench_optuna(url, name)
-            (om, o90), (rm, r90) = _pcts(ours), _pcts(raw)
+            (om, o90), (rm, r90) = percentiles(ours), percentiles(raw)
             print(f"{backend:<11} {om:9.3f}ms {o90:7.3f}ms {rm:12.3f}ms {r90:9.3f}ms {rm / om:8.1f}x")
             goal = 1.0 if backend == "sqlite" else 2.0
             print(f"{'':<11} goal: hpo median <= {goal} ms -> {'met' if om <= goal else 'NOT met'}")

@@ -6,14 +6,13 @@ Builds a SQLite study shaped like a real sweep (60 % COMPLETE, 35 % PRUNED with 
 prune_reason, 5 % FAIL; every trial with a ``steps``-point curve and its ``hpo:m:<step>``
 metrics), then times ``python -m hpo report`` end to end (interpreter start included) for
 each format. Trials are made and validated with ``optuna.create_trial``; they are written
-with one bulk insert per table, because ``study.add_trials`` commits row by row (about
-100 s per 1,000 such trials). Exits 1 when a format misses the goal.
+with one bulk insert per table (``storage_bench.bulk_add``), because ``study.add_trials``
+commits row by row (about 100 s per 1,000 such trials). Exits 1 when a format misses the goal.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import resource
@@ -22,22 +21,18 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func, insert, select, text
+
+from hpo.storage import metric_key, open_storage
+
+from storage_bench import bulk_add
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from hpo.bulk import rdb_backend  # noqa: E402
-from hpo.storage import metric_key, open_storage  # noqa: E402
-
 GOAL_SECONDS = 5.0
 FORMATS = ("table", "csv", "json", "jsonl")
 DISTRIBUTIONS = {
@@ -71,45 +66,6 @@ def make_trial(rng: random.Random, steps: int) -> FrozenTrial:
         state=state, value=None if state == TrialState.FAIL else curve[last], params=params,
         distributions=DISTRIBUTIONS, user_attrs=attrs, system_attrs=metrics, intermediate_values=curve,
     )
-
-
-def bulk_add(study: optuna.Study, trials: list[FrozenTrial]) -> None:
-    """Insert finished trials with one executemany per Optuna table, in one transaction."""
-    engine = rdb_backend(study._storage).engine
-    rows: dict[Any, list[dict[str, Any]]] = {m: [] for m in (
-        models.TrialModel, models.TrialParamModel, models.TrialValueModel, models.TrialUserAttributeModel,
-        models.TrialSystemAttributeModel, models.TrialIntermediateValueModel)}
-    with engine.begin() as conn:
-        first_id = (conn.execute(select(func.max(models.TrialModel.trial_id))).scalar() or 0) + 1
-        for number, t in enumerate(trials):
-            tid = first_id + number
-            start = t.datetime_start or datetime.now()
-            end = t.datetime_complete or start
-            rows[models.TrialModel].append(dict(
-                trial_id=tid, number=number, study_id=study._study_id, state=t.state.name,
-                datetime_start=start.astimezone(timezone.utc).replace(tzinfo=None),
-                datetime_complete=end.astimezone(timezone.utc).replace(tzinfo=None)))
-            for name, value in t.params.items():
-                dist = t.distributions[name]
-                rows[models.TrialParamModel].append(dict(
-                    trial_id=tid, param_name=name, param_value=dist.to_internal_repr(value),
-                    distribution_json=optuna.distributions.distribution_to_json(dist)))
-            for k, value in enumerate(t.values or []):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-                rows[models.TrialValueModel].append(dict(trial_id=tid, objective=k, value=stored, value_type=kind.name))
-            for model, attrs in ((models.TrialUserAttributeModel, t.user_attrs),
-                                 (models.TrialSystemAttributeModel, t.system_attrs)):
-                rows[model].extend(dict(trial_id=tid, key=k, value_json=json.dumps(v)) for k, v in attrs.items())
-            for step, value in t.intermediate_values.items():
-                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-                rows[models.TrialIntermediateValueModel].append(dict(
-                    trial_id=tid, step=step, intermediate_value=stored, intermediate_value_type=kind.name))
-        for model, batch in rows.items():
-            if batch:
-                conn.execute(insert(model.__table__), batch)
-        if engine.dialect.name == "postgresql":  # explicit ids do not advance the sequence
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('trials', 'trial_id'), "
-                              "(SELECT max(trial_id) FROM trials))"))
 
 
 def build_study(url: str, name: str, n_trials: int, steps: int, seed: int = 0) -> optuna.Study:

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,14 +38,13 @@ from typing import Any
 
 import optuna
 import yaml
+from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from hpo.runner import new_reporter
+from hpo.space import suggest_config
+from hpo.storage import CurveWriter, metric_key, open_storage
 
-from report_overhead import _finished_trial, _pcts, timed_reports  # noqa: E402  (40-step curves, median/p90)
-from report_speed import bulk_add  # noqa: E402
-
-from hpo.storage import open_storage  # noqa: E402
+from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports
 
 WORKERS = (1, 2, 4)
 LATENCY_WORKERS = 16
@@ -54,12 +52,10 @@ PROPOSALS, REPORTS = 4, 10  # per latency worker; the first proposal is a warm-u
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def scratch_db(admin: str) -> str:
-    from sqlalchemy import create_engine, text
-
     name = f"hpo_scale_out_{uuid.uuid4().hex[:8]}"
     with create_engine(admin, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -67,8 +63,6 @@ def scratch_db(admin: str) -> str:
 
 
 def drop_db(admin: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-
     with create_engine(admin, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
@@ -154,30 +148,9 @@ def part_throughput(args: argparse.Namespace, db: str, tmp: Path) -> None:
 
 
 # --- 2. latency at 16 workers ----------------------------------------------------------------
-def bench_spec(name: str) -> Any:
-    from hpo.spec import parse_spec
-
-    return parse_spec({"study": name, "objective": "objectives.synthetic:train", "metrics": {"val_loss": "minimize"},
-                       "sampler": {"name": "tpe"}, "pruners": [{"name": "median"}],
-                       "space": {"x": {"type": "float", "low": 0, "high": 1}}}, "bench")
-
-
-def session_for(url: str, name: str) -> Any:
-    from hpo.pruners import build_pruner
-    from hpo.runner import Session, load_study
-
-    spec = bench_spec(name)
-    storage = open_storage(url)
-    return Session(spec=spec, study=load_study(spec, storage), storage=storage, train=lambda c, r: {},
-                   pruner=build_pruner(spec.pruners))
-
-
 def latency_worker(job: dict[str, Any]) -> None:
     """One of the 16: warm up, say ready, wait for "go", then time proposals and reports."""
-    from hpo.runner import new_reporter
-    from hpo.space import suggest_config
-
-    session = session_for(job["url"], job["study"])
+    session = open_bench_session(job["url"], job["study"], job["artifacts"])
     session.study.get_trials(deepcopy=False)  # the first full read (a cache fills), not measured
     print("ready", flush=True)
     sys.stdin.readline()
@@ -188,15 +161,16 @@ def latency_worker(job: dict[str, Any]) -> None:
         suggest_config(trial, session.spec)
         if p:
             proposals.append(time.perf_counter() - t0)
-        report = new_reporter(session, trial)
+        report = new_reporter(session, trial, {})
         reports += timed_reports(report, REPORTS)
         report.close()
         session.study.tell(trial, 1.0 + 3 / REPORTS)
     print(json.dumps({"proposals": proposals, "reports": reports}), flush=True)
 
 
-def concurrent(url: str, name: str) -> tuple[list[float], list[float]]:
-    procs = [subprocess.Popen([sys.executable, __file__, "--latency-worker", json.dumps({"url": url, "study": name})],
+def concurrent(url: str, name: str, tmp: Path) -> tuple[list[float], list[float]]:
+    job = json.dumps({"url": url, "study": name, "artifacts": str(tmp / "artifacts")})
+    procs = [subprocess.Popen([sys.executable, __file__, "--latency-worker", job],
                               env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(LATENCY_WORKERS)]
     for p in procs:
@@ -214,45 +188,43 @@ def concurrent(url: str, name: str) -> tuple[list[float], list[float]]:
     return proposals, reports
 
 
-def one_worker_reports(db: str, grpc_url: str, name: str) -> dict[str, list[float]]:
+def one_worker_reports(db: str, grpc_url: str, name: str, tmp: Path) -> dict[str, list[float]]:
     """One worker alone: direct RDB, the proxy's Report call, and the public-API fallback."""
-    from hpo.runner import new_reporter
-    from hpo.storage import CurveWriter
-
     out: dict[str, list[float]] = {}
     for label, url, fallback in (("direct (1 transaction)", db, False), ("proxy Report (1 call)", grpc_url, False),
                                  ("proxy public API (2 calls)", grpc_url, True)):
-        session = session_for(url, name)
+        session = open_bench_session(url, name, tmp / "artifacts")
         times = out.setdefault(label, [])
         for _ in range(3):
             trial = session.study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-            report = new_reporter(session, trial)
+            report = new_reporter(session, trial, {})
             if fallback:
                 report._writer._remote = None  # what CurveWriter does on any storage without write_report
-            times += timed_reports(report, 40)
+            times += timed_reports(report, STEPS)
             report.close()
             stored = open_storage(db).get_trial(trial._trial_id)
-            assert len(stored.intermediate_values) == 40 and "hpo:m:40" in stored.system_attrs, "durable on return"
+            durable = len(stored.intermediate_values) == STEPS and metric_key(STEPS) in stored.system_attrs
+            assert durable, "durable on return"
             session.study.tell(trial, 1.0)
         assert isinstance(report._writer, CurveWriter)
     return out
 
 
-def part_latency(args: argparse.Namespace, db: str) -> None:
+def part_latency(args: argparse.Namespace, db: str, tmp: Path) -> None:
     name = f"latency-{uuid.uuid4().hex[:6]}"
     study = optuna.create_study(study_name=name, storage=open_storage(db))
     t0 = time.perf_counter()
-    bulk_add(study, [_finished_trial(i) for i in range(args.finished)])
+    bulk_add(study, [finished_trial(i) for i in range(args.finished)])
     print(f"\n2. latency, {LATENCY_WORKERS} concurrent worker processes, a study of {args.finished} finished trials "
-          f"x 40 steps (written in {time.perf_counter() - t0:.0f} s); TPE, median pruner; "
+          f"x {STEPS} steps (written in {time.perf_counter() - t0:.0f} s); TPE, median pruner; "
           f"{PROPOSALS - 1} proposals and {(PROPOSALS) * REPORTS} reports per worker; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'storage':<28}{'report median':>14}{'p90':>9}{'proposal median':>17}{'p90':>9}")
     rows = {}
     with Proxy(db) as grpc_url:
         for label, url in (("direct PostgreSQL", db), ("gRPC proxy", grpc_url)):
-            proposals, reports = concurrent(url, name)
-            rows[label] = (_pcts(reports), _pcts(proposals))
+            proposals, reports = concurrent(url, name, tmp)
+            rows[label] = (percentiles(reports), percentiles(proposals))
             (rm, r90), (pm, p90) = rows[label]
             print(f"{label:<28}{rm:12.2f}ms{r90:7.1f}ms{pm:15.1f}ms{p90:7.0f}ms", flush=True)
         (dr, _), (dp, _) = rows["direct PostgreSQL"]
@@ -260,8 +232,8 @@ def part_latency(args: argparse.Namespace, db: str) -> None:
         print(f"goal: proxy no worse than direct: report {gr / dr:.2f}x -> {'met' if gr <= dr else 'NOT met'}, "
               f"proposal {gp / dp:.2f}x -> {'met' if gp <= dp else 'NOT met'}")
         print("\none worker alone, 3 trials x 40 reports each (all durable on return: checked)")
-        for label, times in one_worker_reports(db, grpc_url, name).items():
-            m, q = _pcts(times)
+        for label, times in one_worker_reports(db, grpc_url, name, tmp).items():
+            m, q = percentiles(times)
             print(f"{label:<28}{m:12.2f}ms{q:7.1f}ms", flush=True)
 
 
@@ -287,7 +259,7 @@ def main() -> None:
             if args.skip != "throughput":
                 part_throughput(args, db, Path(tmp))
             if args.skip != "latency":
-                part_latency(args, db)
+                part_latency(args, db, Path(tmp))
     finally:
         drop_db(args.pg, db)
 

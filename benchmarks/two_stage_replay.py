@@ -20,7 +20,7 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
   run goes to the target or max steps.
 * (b) **optuna**: Optuna's defaults, TPE + median pruner, target stopping on.
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
-  rule at equal seconds (``pruning_replay.KILL_SECONDS``) and the time cap at the 5th-best time
+  rule at equal seconds (``replay.KILL_SECONDS``) and the time cap at the 5th-best time
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
   killing the winners), two stages via ``hpo.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
@@ -70,14 +70,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import sys
 import tempfile
 import time
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
@@ -86,29 +85,25 @@ import yaml
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from hpo.design import build_design, one_factor
+from hpo.errors import HpoError
+from hpo.narrowing import narrow_study
+from hpo.runner import SPEC_ATTR
+from hpo.space import distributions
+from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec
+from hpo.two_stage import FROM_ATTR, apply, make_plan
+from objectives.ngpt_ttt import DEFAULTS
 
-from benchmarks.pruning_replay import (  # noqa: E402
-    KILL_RULE, budget_of, judged_truth, kill_seconds, load_table, target_of, true_times)
-from hpo.design import build_design, one_factor  # noqa: E402
-from hpo.errors import HpoError  # noqa: E402
-from hpo.narrowing import narrow_study  # noqa: E402
-from hpo.pruners import build_pruner  # noqa: E402
-from hpo.runner import SPEC_ATTR, Session, enqueue_start, load_study, run  # noqa: E402
-from hpo.space import distributions  # noqa: E402
-from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec  # noqa: E402
-from hpo.two_stage import FROM_ATTR, apply, make_plan  # noqa: E402
+from replay import (DATA, RUN, Grid, Recorded, add_table_arguments, asha, grid, kill_rule, kill_seconds, norm,
+                    open_table, pick, run_study)
 
-TABLE = ROOT / "benchmarks" / "data" / "ngpt_timed.csv"
-CLOCK = "cpu_seconds"
+TABLE = DATA / "ngpt_timed.csv"
 WITHIN = 0.05  # "near-best": time to target within 5% of the table's best
 STAGE1, RUNS, TOP = 48, 36, 5
 LEVELS = 4  # the grid's levels per numeric factor: (a)'s one-factor list moves each factor over them
 # (c) samples as the shipped spec does (multivariate TPE, 10 random startup trials); (b) gets
 # Optuna's TPE defaults.
-HPO_SPEC = ROOT / "search_spaces" / "ngpt_ttt.yaml"
+HPO_SPEC = Path(__file__).resolve().parents[1] / "search_spaces" / "ngpt_ttt.yaml"
 _SHIPPED = load_spec(HPO_SPEC, check_objective=False)
 HPO_SAMPLER = {k: v for k, v in _SHIPPED.sampler.options.items() if k != "seed"}
 # (b) and (c) search the space as the spec defines it, with its conditions (AdamW ignores the
@@ -116,122 +111,43 @@ HPO_SAMPLER = {k: v for k, v in _SHIPPED.sampler.options.items() if k != "seed"}
 WHEN = {k: p.when for k, p in _SHIPPED.space.items() if p.when}
 
 
-class Grid:
-    """The recorded configs as points in level units, and the nearest one to any params."""
+@dataclass(frozen=True)
+class Bench:
+    """What every strategy of one run shares: the table, its grid and the run's options."""
 
-    def __init__(self, table_path: str) -> None:
-        meta = json.loads(Path(table_path).with_suffix(".meta.json").read_text())
-        self.levels: dict[str, list[Any]] = meta["levels"]
-        rows = pd.read_csv(table_path).drop_duplicates("config_id").set_index("config_id").sort_index()
-        self.ids = [int(i) for i in rows.index]
-        self.numeric = [k for k, v in self.levels.items() if _numeric(v) and len(v) > 2]
-        self.categorical = [k for k in self.levels if k not in self.numeric]
-        self.coords = np.array([[self.position(k, rows.at[i, k]) for k in self.numeric] for i in rows.index])
-        self.cats = [[_norm(rows.at[i, k]) for k in self.categorical] for i in rows.index]
-        # the recorder copies one run to every config that differs only in parameters the run
-        # ignores (AdamW: the Muon-only ones): configs with the same curve are one run
-        curves = load_table(table_path)
-        first: dict[bytes, int] = {}  # bytes, so that copies of a diverged (nan) curve match too
-        self.run = {c: first.setdefault(curves[c].val_loss.to_numpy().tobytes(), c) for c in self.ids}
-
-    def position(self, name: str, value: Any) -> float:
-        """``value`` on the parameter's level axis, 0..1 (log axis when the levels span 10x)."""
-        levels = np.array(self.levels[name], dtype=float)
-        f = np.log if levels.max() / max(levels.min(), 1e-300) >= 10 else (lambda x: x)
-        return float(np.interp(f(float(value)), f(levels), np.arange(len(levels))) / (len(levels) - 1))
-
-    def nearest(self, params: dict[str, Any], exclude: set[int] | None = None) -> int:
-        """The recorded config nearest to ``params``, skipping those whose run (:attr:`run`) is in
-        ``exclude`` (unless that is all); a parameter ``params`` lacks (switched off by a
-        ``when``) does not count."""
-        has = np.array([k in params for k in self.numeric])
-        point = np.array([self.position(k, params[k]) if k in params else 0.0 for k in self.numeric])
-        d = (((self.coords - point) ** 2) * has).sum(axis=1)
-        d += [sum(c != _norm(params[k]) for c, k in zip(cats, self.categorical) if k in params) for cats in self.cats]
-        order = [self.ids[i] for i in np.argsort(d, kind="stable")]
-        return next((c for c in order if self.run[c] not in (exclude or ())), order[0])
-
-    def space(self, when: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The grid's box as an hpo space: numeric ranges (log if the levels span 10x), choices;
-        ``when``: conditions by parameter name."""
-        out: dict[str, Any] = {}
-        for k, v in self.levels.items():
-            if k in self.categorical:
-                out[k] = {"type": "categorical", "choices": v}
-            else:
-                ints = all(isinstance(x, int) for x in v)
-                out[k] = {"type": "int" if ints else "float", "low": min(v), "high": max(v),
-                          "log": max(v) / min(v) >= 10}
-            if when and k in when:
-                out[k]["when"] = when[k]
-        return out
+    table: Recorded
+    grid: Grid
+    stage1: int = STAGE1  # Stage-1 trials of (a) and (c)
+    repeats: bool = False  # a strategy may re-run a recorded run (``--allow-repeats``)
+    when: dict[str, Any] | None = None  # the conditions (b) and (c) search with
 
 
-def _numeric(values: list[Any]) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-def _norm(v: Any) -> str:
-    return str(v).lower()
-
-
-@lru_cache(maxsize=2)
-def grid(table_path: str) -> Grid:
-    return Grid(table_path)
-
-
-RUN: dict[str, set[int]] = {}  # the runs (Grid.run) each strategy run (fixed value "run") has trained
-ALLOW_REPEATS = False
-
-
-def pick(g: Grid, params: dict[str, Any], run: str) -> int:
-    """The config a strategy's trial trains: the nearest one whose run it has not trained yet."""
-    done = RUN.setdefault(run, set())
-    cid = g.nearest(params) if ALLOW_REPEATS else g.nearest(params, done)
-    done.add(g.run[cid])
-    return cid
-
-
-def replay(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """The objective: a recorded config's curve through ``report`` (see :func:`pick`); trains nothing."""
-    cid = pick(grid(config["table"]), config, config["run"])
-    for row in load_table(config["table"])[cid].itertuples(index=False):
-        report(int(row.step), tokens=float(row.tokens), train_seconds=float(getattr(row, CLOCK)),
-               val_loss=float(row.val_loss), val_ppl=float(row.val_ppl), config_id=float(cid))
-    return {}
-
-
-def spec_for(name: str, table_path: str, target: float, budget: float, pruners: list[dict[str, Any]],
-             seed: int, n_trials: int, sampler_options: dict[str, Any] | None = None,
-             when: dict[str, Any] | None = None, enqueue: list[dict[str, Any]] | None = None,
-             one_factor_levels: int | None = None) -> StudySpec:
+def spec_for(bench: Bench, name: str, pruners: list[dict[str, Any]], seed: int, n_trials: int,
+             sampler_options: dict[str, Any] | None = None, when: dict[str, Any] | None = None,
+             enqueue: list[dict[str, Any]] | None = None, one_factor_levels: int | None = None) -> StudySpec:
+    """A strategy's study in one seed: the grid's box as its space, proposals replayed as the
+    nearest recorded config not yet run by this strategy in this seed (``replay.replay_nearest``)."""
+    table = bench.table
     return parse_spec({
-        "study": f"{name}_{seed}", "objective": "benchmarks.two_stage_replay:replay",
+        "study": f"{name}_{seed}", "objective": "replay:replay_nearest",
         "metrics": {"time_to_target": "minimize"}, "curve": {"metric": "val_loss"},
-        "target": {"metric": "val_loss", "below": target}, "trial_budget_seconds": budget,
-        "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}}, "pruners": pruners,
-        "fixed": {"table": table_path, "run": f"{name}_{seed}"}, "space": grid(table_path).space(when),
-        "enqueue": enqueue or [], "one_factor_levels": one_factor_levels,
+        "target": {"metric": "val_loss", "below": table.target}, "trial_budget_seconds": table.budget,
+        "n_trials": n_trials, "sampler": {"name": "tpe", "options": {**(sampler_options or {}), "seed": seed}},
+        "pruners": pruners,
+        "fixed": {"table": table.path, "run": f"{name}_{seed}", "clock": table.clock, "repeats": bench.repeats},
+        "space": bench.grid.space(when), "enqueue": enqueue or [], "one_factor_levels": one_factor_levels,
     }, "two_stage_replay")
-
-
-def run_stage(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    study = load_study(spec, storage)
-    enqueue_start(study, spec)  # as hpo.runner.open_session does
-    session = Session(spec=spec, study=study, storage=storage, train=replay, pruner=build_pruner(spec.pruners))
-    run(session, out=io.StringIO())
-    return session.study
 
 
 class Ledger:
     """Compute spent, trial by trial, until a near-best config has been run to the target.
 
-    Near-best: ``quality`` (a config's time to target as judged, :func:`judged_truth`) within
+    Near-best: ``quality`` (a config's time to target as judged, ``replay.judged_truth``) within
     ``WITHIN`` of the best.
     """
 
-    def __init__(self, table: dict[int, pd.DataFrame], quality: dict[int, float], budget: float) -> None:
-        self.table, self.budget = table, budget
+    def __init__(self, table: Recorded, quality: dict[int, float]) -> None:
+        self.curves, self.clock, budget = table.curves, table.clock, table.budget
         best = min(quality.values())
         self.good = {c for c, t in quality.items() if t <= best * (1 + WITHIN) and t < budget}
         self.spent, self.hit = 0.0, None
@@ -239,9 +155,9 @@ class Ledger:
     def add(self, cid: int, until_step: int | None, reached: bool) -> None:
         if self.hit is not None:
             return
-        rows = self.table[cid]
+        rows = self.curves[cid]
         upto = rows if until_step is None else rows[rows.step <= until_step]
-        self.spent += float(upto[CLOCK].iloc[-1])
+        self.spent += float(upto[self.clock].iloc[-1])
         if reached and cid in self.good:
             self.hit = self.spent
 
@@ -276,7 +192,7 @@ def snapped(g: Grid, config: dict[str, Any]) -> dict[str, Any]:
 
     def level(k: str, v: list[Any]) -> Any:
         if k in g.categorical:
-            return next(x for x in v if _norm(x) == _norm(config[k]))
+            return next(x for x in v if norm(x) == norm(config[k]))
         return min(v, key=lambda x: abs(g.position(k, x) - g.position(k, config[k])))
 
     return {k: level(k, v) for k, v in g.levels.items()}
@@ -285,13 +201,11 @@ def snapped(g: Grid, config: dict[str, Any]) -> dict[str, Any]:
 def baseline(g: Grid, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """(a)'s centre: ``middle`` (no prior knowledge), ``defaults`` (``objectives/ngpt_ttt.py``
     DEFAULTS: textbook Muon) or ``seed`` (:data:`SEED_BASELINE`), with ``overrides``, snapped."""
-    from objectives.ngpt_ttt import DEFAULTS
-
     start = {"middle": middle(g), "defaults": DEFAULTS, "seed": SEED_BASELINE}[name]
     for key, value in overrides.items():
         if key not in g.levels:
             raise SystemExit(f"two_stage_replay: --set {key}: not a parameter of the grid (fix: one of {list(g.levels)})")
-        if key in g.categorical and _norm(value) not in map(_norm, g.levels[key]):
+        if key in g.categorical and norm(value) not in map(norm, g.levels[key]):
             raise SystemExit(f"two_stage_replay: --set {key}={value}: not a choice (fix: one of {g.levels[key]})")
     return snapped(g, {**start, **overrides})
 
@@ -307,36 +221,37 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def seed_plan(g: Grid, table_path: str, times: dict[int, float], ledger: Ledger, target: float,
-              budget: float, seed: int, base: dict[str, Any]) -> None:
+def seed_plan(bench: Bench, ledger: Ledger, seed: int, base: dict[str, Any]) -> None:
     """(a): the fixed Stage-1 list around ``base``, then the fractional grid around its top 5,
-    all to target."""
+    all to target (on the recorded runs' times)."""
+    g, times = bench.grid, bench.table.recorded.time_to_target
     rng = np.random.default_rng(seed)
-    spec = spec_for("seed", table_path, target, budget, [], seed, STAGE1)
+    spec = spec_for(bench, "seed", [], seed, bench.stage1)
     stage1 = one_factor(spec.space, base, LEVELS)
-    while len(stage1) < STAGE1:
+    while len(stage1) < bench.stage1:
         stage1.append({k: v[int(rng.integers(len(v)))] for k, v in g.levels.items()})
     study = optuna.create_study(direction="minimize")
     study.set_user_attr(SPEC_ATTR, dump_spec(spec))
     dists = distributions(spec)
     run = f"seed_{seed}"
     for params in stage1:
-        cid = _run_to_target(pick(g, params, run), times, ledger, target, budget)
+        cid = _run_to_target(bench, pick(g, params, run, bench.repeats), ledger)
         study.add_trial(optuna.create_trial(value=times[cid], params=params, distributions=dists))
     narrowed = narrow_study(study, TOP)
     for point in build_design(narrowed.spec.space, RUNS).points:
-        _run_to_target(pick(g, {**narrowed.spec.fixed, **point}, run), times, ledger, target, budget)
+        _run_to_target(bench, pick(g, {**narrowed.spec.fixed, **point}, run, bench.repeats), ledger)
 
 
-def _run_to_target(cid: int, times: dict[int, float], ledger: Ledger, target: float, budget: float) -> int:
+def _run_to_target(bench: Bench, cid: int, ledger: Ledger) -> int:
     """Run one config of the seed's plan: to the target if it gets there, else to max steps."""
-    rows, reached = ledger.table[cid], times[cid] < budget
-    ledger.add(cid, int(rows[rows.val_loss < target].step.iloc[0]) if reached else None, reached)
+    table = bench.table
+    rows, reached = table.curves[cid], table.recorded.time_to_target[cid] < table.budget
+    ledger.add(cid, int(rows[rows.val_loss < table.target].step.iloc[0]) if reached else None, reached)
     return cid
 
 
-def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float, pruners: list[dict[str, Any]],
-                  seed: int, warm: dict[str, Any]) -> bool:
+def hpo_two_stage(bench: Bench, ledger: Ledger, pruners: list[dict[str, Any]], seed: int,
+                  warm: dict[str, Any]) -> bool:
     """(c): Stage 1 with TPE and pruners, then hpo.two_stage's narrowing, design and Stage 2;
     ``warm``: Stage 1's ``enqueue`` and ``one_factor_levels``, as in a spec.
 
@@ -344,16 +259,16 @@ def hpo_two_stage(table_path: str, ledger: Ledger, target: float, budget: float,
     the rest) there is nothing to narrow around, and Stage 1's TPE goes on for Stage 2's share.
     """
     storage = InMemoryStorage()
-    spec = spec_for("hpo", table_path, target, budget, pruners, seed, STAGE1, HPO_SAMPLER, WHEN, **warm)
-    first = run_stage(spec, storage)
+    spec = spec_for(bench, "hpo", pruners, seed, bench.stage1, HPO_SAMPLER, bench.when, **warm)
+    first = run_study(spec, storage)
     second = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             plan = make_plan(first, top=TOP, runs=RUNS, reuse=False, root=Path(tmp))
             apply(plan, storage, out=io.StringIO())
-            second = run_stage(plan.spec, storage)
+            second = run_study(plan.spec, storage)
     except HpoError:
-        first = run_stage(spec.model_copy(update={"n_trials": STAGE1 + RUNS}), storage)
+        first = run_study(spec.model_copy(update={"n_trials": bench.stage1 + RUNS}), storage)
     ledger.add_study(first)
     if second is not None:
         ledger.add_study(second)
@@ -410,12 +325,9 @@ def bootstrap_ert_ratio(df: pd.DataFrame, mine: str, other: str, n: int = 2000) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--table", default=str(TABLE))
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--target-quantile", type=float, default=0.4,
-                   help="target = this quantile of the configs' best val_loss (the share that reaches it)")
+    add_table_arguments(p, TABLE, seeds=20)
     p.add_argument("--stage1", type=int, default=STAGE1, help="Stage-1 trials of (a) and (c) (default: 48)")
-    p.add_argument("--clock", default=CLOCK, choices=["cpu_seconds", "train_seconds"],
+    p.add_argument("--clock", default="cpu_seconds", choices=["cpu_seconds", "train_seconds"],
                    help="the recorded clock (default cpu_seconds: immune to load while recording)")
     p.add_argument("--pruners", default="kill_seconds+time_cap",
                    help="hpo's pruners, '+'-joined from kill_seconds, kill_rule, time_cap, asha (default: as the "
@@ -436,56 +348,41 @@ def main(argv: list[str] | None = None) -> int:
                    help="what (b) and (c) are given: nothing (hpo's defaults, as the issue asks), the baseline "
                         "enqueued as trial 0 (a spec's enqueue), or also its one-factor neighbours "
                         "(one_factor_levels: 4, (a)'s groups A-F)")
-    p.add_argument("--single-seed", action="store_true",
-                   help="judge near-best on the recorded run alone, ignoring the table's extra seeds")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    globals()["STAGE1"] = args.stage1
-    globals()["CLOCK"] = args.clock
-    globals()["ALLOW_REPEATS"] = args.allow_repeats
-    if args.no_when:
-        globals()["WHEN"] = {}
 
-    table = load_table(args.table)
-    target = target_of(table, args.target_quantile)
-    budget = budget_of(table, CLOCK)
-    recorded = true_times(table, target, budget, CLOCK)
-    times = recorded.time_to_target
-    g = grid(args.table)
-    max_tokens = float(max(rows.tokens.max() for rows in table.values()))
-    val_every = int(next(iter(table.values())).step.iloc[0])
-    kill = {"name": "kill_rule", "options": {**KILL_RULE, "min_tokens": 0.2 * max_tokens}}
-    asha = {"name": "successive_halving", "options": {"min_resource": 2 * val_every, "reduction_factor": 3}}
+    table = open_table(args.table, args.clock, args.target_quantile, args.single_seed)
+    bench = Bench(table, grid(args.table), args.stage1, args.allow_repeats, {} if args.no_when else WHEN)
+    g, quality = bench.grid, table.truth.time_to_target
     cap = {"name": "time_cap", "options": {"rank": args.cap_rank}}
-    named = {"kill_rule": kill, "kill_seconds": kill_seconds("train_seconds", budget), "asha": asha, "time_cap": cap}
+    named = {"kill_rule": kill_rule(0.2 * table.max_tokens), "asha": asha(2 * table.val_every), "time_cap": cap,
+             "kill_seconds": kill_seconds("train_seconds", table.budget)}
     pruners = [named[n] for n in args.pruners.split("+")]
-    truth, judged = judged_truth(args.table, table, recorded, target, budget, CLOCK, args.single_seed)
-    quality = truth.time_to_target
-    good = Ledger(table, quality, budget).good
+    good = Ledger(table, quality).good
     base = baseline(g, args.baseline, parse_set(args.set))
     # what (b) and (c) enqueue: as a spec's enqueue and one_factor_levels
     warm = {"enqueue": [] if args.warm == "none" else [base],
             "one_factor_levels": LEVELS if args.warm == "neighbours" else None}
     print(f"baseline ({args.baseline}{', ' + ', '.join(args.set) if args.set else ''}): {base}; "
           f"(b) and (c) are given: {args.warm}")
-    print(f"{len(table)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
-          f"target val_loss < {target}; budget {budget:.0f} s; best time to target {min(quality.values()):.2f} s "
-          f"{judged}; near-best (within {WITHIN:.0%}): {sorted(good)}")
+    print(f"{len(table.curves)} recorded configs of a {math.prod(len(v) for v in g.levels.values())}-point grid; "
+          f"target val_loss < {table.target}; budget {table.budget:.0f} s; best time to target "
+          f"{min(quality.values()):.2f} s {table.judged}; near-best (within {WITHIN:.0%}): {sorted(good)}")
 
     results = []
     for seed in range(args.seeds):
         start = time.perf_counter()
         for name in ("seed", "optuna", "hpo"):
             RUN.clear()
-            ledger = Ledger(table, quality, budget)
+            ledger = Ledger(table, quality)
             if name == "seed":
-                seed_plan(g, args.table, times, ledger, target, budget, seed, base)
+                seed_plan(bench, ledger, seed, base)
             elif name == "optuna":
-                n = STAGE1 + RUNS
-                ledger.add_study(run_stage(spec_for("optuna", args.table, target, budget, [{"name": "median"}],
-                                                    seed, n, when=WHEN, **warm), InMemoryStorage()))
+                n = bench.stage1 + RUNS
+                ledger.add_study(run_study(spec_for(bench, "optuna", [{"name": "median"}], seed, n, when=bench.when,
+                                                    **warm)))
             else:
-                narrowed = hpo_two_stage(args.table, ledger, target, budget, pruners, seed, warm)
+                narrowed = hpo_two_stage(bench, ledger, pruners, seed, warm)
             results.append({"strategy": name, "seed": seed, "compute": ledger.hit or ledger.spent,
                             "reached": ledger.hit is not None, "narrowed": name == "hpo" and narrowed})
         print(f"seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -30,29 +30,34 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import optuna
+import yaml
+
+from hpo.storage import open_storage
+from hpo.workers import worker_env
+
 TINY = {"n_layer": 1, "d_model": 64, "n_head": 2, "seq_len": 64, "batch_size": 16,
         "max_steps": 120, "val_freq": 40, "val_batches": 2, "val_batch_size": 16}
 LR = {"type": "float", "low": 0.005, "high": 0.05, "log": True}
+# a bare worker: the objective and nothing of hpo's study machinery (no optuna, no database)
+BARE_WORKER = r'''
+import json, sys
+from hpo.protocol import NullReporter
+from objectives.ngpt_ttt import train
+job = json.loads(sys.argv[1])
+for lr in job["lrs"]:
+    train({**job["config"], "lr": lr}, NullReporter())
+'''
 
 
 def env_for(threads: int | None, workers: int) -> dict[str, str]:
     """A bare process's environment: with default threads, its share of the cores, as hpo gives."""
-    from hpo.workers import worker_env
-
-    env = worker_env(0, workers, 0) if threads is None else dict(os.environ)
-    return {**env, "PYTHONPATH": str(ROOT)}
+    return worker_env(0, workers, 0) if threads is None else dict(os.environ)
 
 
 def run_hpo(workers: int, trials: int, url: str, tmp: Path, threads: int | None) -> float:
     """Seconds for ``hpo optimize --workers W`` to finish ``trials`` trials."""
-    import optuna
-    import yaml
-
-    from hpo.storage import open_storage
-
     name = f"scaling-{workers}w-{uuid.uuid4().hex[:6]}"
     spec = {"study": name, "objective": "objectives.ngpt_ttt:train", "metrics": {"val_loss": "minimize"},
             "sampler": {"name": "random", "options": {"seed": 0}}, "fixed": {**TINY, "threads": threads},
@@ -62,7 +67,7 @@ def run_hpo(workers: int, trials: int, url: str, tmp: Path, threads: int | None)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "hpo", "optimize", "--spec", str(path), "--storage", url,
                     "--n-trials", str(trials), "--workers", str(workers), "--artifacts", str(tmp / "a")],
-                   check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp,
+                   check=True, cwd=tmp,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     study = optuna.load_study(study_name=name, storage=open_storage(url))
@@ -76,21 +81,13 @@ def run_bare(workers: int, trials: int, threads: int | None) -> float:
     """Seconds for ``workers`` plain processes to train their share of ``trials`` trials."""
     lrs = [LR["low"] * (LR["high"] / LR["low"]) ** (i / max(trials - 1, 1)) for i in range(trials)]
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, __file__, "--bare-worker",
-                               json.dumps({"lrs": lrs[w::workers], "threads": threads})],
-                              env=env_for(threads, workers), cwd=ROOT)
+    config = {**TINY, "threads": threads}
+    procs = [subprocess.Popen([sys.executable, "-c", BARE_WORKER, json.dumps({"lrs": lrs[w::workers], "config": config})],
+                              env=env_for(threads, workers))
              for w in range(workers)]
     if any(p.wait() for p in procs):
         raise SystemExit("a bare worker failed")
     return time.perf_counter() - start
-
-
-def bare_worker(job: dict[str, Any]) -> None:
-    from hpo.protocol import NullReporter
-    from objectives.ngpt_ttt import train
-
-    for lr in job["lrs"]:
-        train({**TINY, "threads": job["threads"], "lr": lr}, NullReporter())
 
 
 def main() -> None:
@@ -99,11 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each cell prints the median")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--threads", default="1", help="thread settings to measure, e.g. 1,default")
-    parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare_worker:
-        bare_worker(json.loads(args.bare_worker))
-        return
     print(f"{os.cpu_count()} cores, {args.trials} trials of a tiny nGPT (1x64, 120 steps) per run, "
           f"{args.repeats} rounds (order reversed every other round), median per cell; hpo on PostgreSQL; "
           "trials/hour, start-up included")
