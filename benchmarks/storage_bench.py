@@ -9,64 +9,25 @@ commits row by row, about 100 s per 1,000 trials with curves), open an hpo sessi
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import FloatDistribution
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState, create_trial
-from sqlalchemy import func, insert, select, text
 
-from hpo.bulk import rdb_backend
+from hpo._optuna import insert_trials, metric_key, rdb_backend, storage_of, study_id
 from hpo.runner import Session, open_session
 from hpo.spec import StudySpec, parse_spec
-from hpo.storage import metric_key
 
 STEPS = 40  # the curves of finished_trial
 
 
 def bulk_add(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     """Insert finished trials with one executemany per Optuna table, in one transaction."""
-    engine = rdb_backend(study._storage).engine
-    rows: dict[Any, list[dict[str, Any]]] = {m: [] for m in (
-        models.TrialModel, models.TrialParamModel, models.TrialValueModel, models.TrialUserAttributeModel,
-        models.TrialSystemAttributeModel, models.TrialIntermediateValueModel)}
-    with engine.begin() as conn:
-        first_id = (conn.execute(select(func.max(models.TrialModel.trial_id))).scalar() or 0) + 1
-        for number, t in enumerate(trials):
-            tid = first_id + number
-            start = t.datetime_start or datetime.now()
-            end = t.datetime_complete or start
-            rows[models.TrialModel].append(dict(
-                trial_id=tid, number=number, study_id=study._study_id, state=t.state.name,
-                datetime_start=start.astimezone(timezone.utc).replace(tzinfo=None),
-                datetime_complete=end.astimezone(timezone.utc).replace(tzinfo=None)))
-            for name, value in t.params.items():
-                dist = t.distributions[name]
-                rows[models.TrialParamModel].append(dict(
-                    trial_id=tid, param_name=name, param_value=dist.to_internal_repr(value),
-                    distribution_json=optuna.distributions.distribution_to_json(dist)))
-            for k, value in enumerate(t.values or []):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-                rows[models.TrialValueModel].append(dict(trial_id=tid, objective=k, value=stored, value_type=kind.name))
-            for model, attrs in ((models.TrialUserAttributeModel, t.user_attrs),
-                                 (models.TrialSystemAttributeModel, t.system_attrs)):
-                rows[model].extend(dict(trial_id=tid, key=k, value_json=json.dumps(v)) for k, v in attrs.items())
-            for step, value in t.intermediate_values.items():
-                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-                rows[models.TrialIntermediateValueModel].append(dict(
-                    trial_id=tid, step=step, intermediate_value=stored, intermediate_value_type=kind.name))
-        for model, batch in rows.items():
-            if batch:
-                conn.execute(insert(model.__table__), batch)
-        if engine.dialect.name == "postgresql":  # explicit ids do not advance the sequence
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('trials', 'trial_id'), "
-                              "(SELECT max(trial_id) FROM trials))"))
+    insert_trials(rdb_backend(storage_of(study)), study_id(study), trials)
 
 
 def finished_trial(i: int) -> FrozenTrial:

@@ -148,6 +148,22 @@ def test_read_trials_equals_optunas_own_reading(rdb: RDBStorage) -> None:
              theirs.datetime_start, theirs.datetime_complete)
 
 
+def test_insert_trials_reads_back_as_the_trials_added(rdb: RDBStorage) -> None:
+    source = _varied_study(rdb)
+    want = [t for t in source.get_trials() if t.state.is_finished()]
+    study = optuna.create_study(study_name="bulk", storage=rdb, directions=source.directions)
+    study.add_trial(want[0])  # numbering goes on from the trials already there
+    _optuna.insert_trials(rdb, _optuna.study_id(study), want[1:])
+    got = study.get_trials()
+    assert [t.number for t in got] == list(range(len(want)))
+    for ours, theirs in zip(got, want, strict=True):
+        assert (ours.state, ours.values, ours.params, ours.distributions, ours.user_attrs, ours.system_attrs,
+                ours.intermediate_values) == (theirs.state, theirs.values, theirs.params, theirs.distributions,
+                                              theirs.user_attrs, theirs.system_attrs, theirs.intermediate_values)
+    study.optimize(lambda t: 0.0 if len(study.directions) == 1 else [0.0] * len(study.directions), n_trials=1)
+    assert study.trials[-1].number == len(want)  # the id sequence went on after the explicit ids
+
+
 def test_last_metrics_are_the_highest_steps(rdb: RDBStorage) -> None:
     study = _varied_study(rdb)
     trials = study.get_trials()

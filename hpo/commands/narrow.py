@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hpo._optuna import storage_of
 from hpo.commands.options import add_narrow_options, add_storage, add_study, load_study, plan_options
 from hpo.errors import HpoError
 
@@ -28,7 +29,7 @@ def take_action(args: argparse.Namespace) -> int:
         return 0
     assert plan.narrowing is not None
     if plan.path.is_file() and plan.path.read_text() != spec_yaml(plan.narrowing):
-        if find_study(parent._storage, plan.spec.study) is not None:
+        if find_study(storage_of(parent), plan.spec.study) is not None:
             raise HpoError(f"{plan.path} exists, differs from this narrowing, and study '{plan.spec.study}' "
                            "already uses it (fix: --into ANOTHER_NAME, or keep it and run "
                            f"hpo optimize --study {plan.spec.study})")
