@@ -7,8 +7,8 @@ objective's defaults for the searched parameters, seed 0, one thread) trains to 
 interleaved quiet/loaded in one run. Every run trains the same steps to the same losses (the
 objective is deterministic on CPU), so only the clocks can differ. Time to target is read on:
 
-- ``norm_seconds``: those CPU seconds normalised by a reference matmul timed after each
-  interval (the CPU presets' clock; ``objectives/ngpt_ttt.py``);
+- ``norm_seconds``: those CPU seconds counted in yardstick steps, one fixed training step timed
+  after each interval (the CPU presets' clock; ``objectives/ngpt_ttt.py``);
 - ``cpu_seconds``: the training process's CPU seconds in training steps;
 - ``train_seconds``: the wall-clock of the same intervals (the GPU preset's clock);
 - ``wall``: the whole ``train()`` call until the target report (data, warm-up, validation too).
