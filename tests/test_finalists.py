@@ -21,7 +21,7 @@ SPEC = {
     "study": "fin", "objective": "objectives.synthetic:train", "metrics": {"time_to_target": "minimize"},
     "target": {"metric": "val_loss", "below": 3.3}, "trial_budget_seconds": 0.3, "deterministic": True,
     "n_trials": 5, "sampler": {"name": "random", "options": {"seed": 1}},
-    "fixed": {"steps": 40, "seed": 0, "noise": 0.05},
+    "fixed": {"steps": 40, "seed": 0, "noise": 0.05, "sleep_per_step": 0.1},
     "space": {"lr": {"type": "categorical", "choices": [0.003, 0.01, 0.03]},
               "width": {"type": "categorical", "choices": [64, 128]}},
 }
@@ -44,15 +44,14 @@ def test_rerun_queues_each_finalist_seed_once_and_resumes_after_an_interrupt(
     assert "4 seed re-run(s) to run" in dry and "seed 1, 2 (2 to run: 1, 2)" in dry
     assert len(_trials(workdir)) == searched, "a dry run queues nothing"
 
-    # interrupt the first rerun process while it trains (each step sleeps)
-    (workdir / "search_spaces" / "fin.yaml").write_text(
-        yaml.safe_dump({**SPEC, "fixed": {**SPEC["fixed"], "sleep_per_step": 0.03}}, sort_keys=False))
+    # interrupt the first rerun process while it trains its second re-run (each step sleeps 0.1 s:
+    # a re-run takes 0.6-1.5 s, longer than a poll of the storage)
     proc = subprocess.Popen([sys.executable, "-m", "hpo", "rerun", "--study", "fin", "--top", "2", "--seeds", "2"],
                             cwd=workdir, env=hpo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-            t.state == TrialState.COMPLETE and "rerun_of" in t.user_attrs for t in _trials(workdir)):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and {TrialState.COMPLETE, TrialState.RUNNING} - {
+            t.state for t in _trials(workdir) if "rerun_of" in t.user_attrs}:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
