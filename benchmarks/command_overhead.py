@@ -40,7 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpo.runner import open_session, run  # noqa: E402
+from hpo.loop import run  # noqa: E402
+from hpo.session import open_session  # noqa: E402
 from hpo.spec import parse_spec  # noqa: E402
 
 SCRIPT_REPORTS = r'''

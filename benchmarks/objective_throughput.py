@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hpo.protocol import NullReporter
-from hpo.runner import optimize
+from hpo.loop import optimize
 from hpo.spec import parse_spec
 from objectives.data import load_splits
 from objectives.muon import orthogonalize

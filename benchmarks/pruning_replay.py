@@ -60,7 +60,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hpo.pruners import REASON_ATTR, build_pruner
-from hpo.runner import Session, load_study, run
+from hpo.loop import run
+from hpo.session import Session, load_study
 from hpo.spec import StudySpec, parse_spec
 
 TABLE = ROOT / "benchmarks" / "data" / "ngpt_curves.csv"

@@ -26,7 +26,8 @@ from optuna.trial import TrialState, create_trial
 from report_speed import bulk_add  # one transaction per table, not 80 round trips per trial
 
 from hpo.pruners import build_pruner
-from hpo.runner import Session, load_study, new_reporter
+from hpo.session import Session, load_study
+from hpo.trial import new_reporter
 from hpo.spec import Component, parse_spec
 from hpo.storage import metric_key, open_storage
 

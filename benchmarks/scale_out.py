@@ -164,7 +164,7 @@ def bench_spec(name: str) -> Any:
 
 def session_for(url: str, name: str) -> Any:
     from hpo.pruners import build_pruner
-    from hpo.runner import Session, load_study
+    from hpo.session import Session, load_study
 
     spec = bench_spec(name)
     storage = open_storage(url)
@@ -174,7 +174,7 @@ def session_for(url: str, name: str) -> Any:
 
 def latency_worker(job: dict[str, Any]) -> None:
     """One of the 16: warm up, say ready, wait for "go", then time proposals and reports."""
-    from hpo.runner import new_reporter
+    from hpo.trial import new_reporter
     from hpo.space import suggest_config
 
     session = session_for(job["url"], job["study"])
@@ -216,7 +216,7 @@ def concurrent(url: str, name: str) -> tuple[list[float], list[float]]:
 
 def one_worker_reports(db: str, grpc_url: str, name: str) -> dict[str, list[float]]:
     """One worker alone: direct RDB, the proxy's Report call, and the public-API fallback."""
-    from hpo.runner import new_reporter
+    from hpo.trial import new_reporter
     from hpo.storage import CurveWriter
 
     out: dict[str, list[float]] = {}

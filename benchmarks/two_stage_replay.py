@@ -96,7 +96,9 @@ from hpo.design import build_design, one_factor  # noqa: E402
 from hpo.errors import HpoError  # noqa: E402
 from hpo.narrowing import narrow_study  # noqa: E402
 from hpo.pruners import build_pruner  # noqa: E402
-from hpo.runner import SPEC_ATTR, Session, enqueue_start, load_study, run  # noqa: E402
+from hpo.loop import run  # noqa: E402
+from hpo.session import Session, enqueue_start, load_study  # noqa: E402
+from hpo.study_info import SPEC_ATTR  # noqa: E402
 from hpo.space import distributions  # noqa: E402
 from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec  # noqa: E402
 from hpo.two_stage import FROM_ATTR, apply, make_plan  # noqa: E402
@@ -217,7 +219,7 @@ def spec_for(name: str, table_path: str, target: float, budget: float, pruners: 
 
 def run_stage(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
     study = load_study(spec, storage)
-    enqueue_start(study, spec)  # as hpo.runner.open_session does
+    enqueue_start(study, spec)  # as hpo.session.open_session does
     session = Session(spec=spec, study=study, storage=storage, train=replay, pruner=build_pruner(spec.pruners))
     run(session, out=io.StringIO())
     return session.study

@@ -105,7 +105,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_run_options`' values as :func:`hpo.runner.open_session` takes them."""
+    """:func:`add_run_options`' values as :func:`hpo.session.open_session` takes them."""
     return dict(heartbeat=args.heartbeat, grace=args.grace, max_retry=args.max_retry, artifacts=args.artifacts,
                 watchdog=args.watchdog)
 
@@ -118,7 +118,8 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from hpo.runner import load_study, open_session, run
+    from hpo.loop import run
+    from hpo.session import load_study, open_session
     from hpo.spec import find_spec, load_spec
 
     check_url(args.storage)  # a bad --storage is one line before anything is read or imported

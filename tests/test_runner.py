@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import hpo_env, run_hpo
-from hpo.runner import unheld
+from hpo.session import unheld
 from hpo.storage import open_storage
 
 SPEC = {

@@ -40,7 +40,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``optimize`` flags that :func:`hpo.runner.open_session` takes (heartbeat, grace, ...),
+    """The ``optimize`` flags that :func:`hpo.session.open_session` takes (heartbeat, grace, ...),
     by name."""
     return run_options(args)
 
