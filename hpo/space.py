@@ -12,10 +12,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, active
+from hpo.spec import FloatParam, IntParam, Param, StudySpec, active
 
 
-def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistribution:
+def distribution(param: Param) -> BaseDistribution:
+    """The Optuna distribution a spec parameter samples from.
+
+    Args:
+        param: one parameter of the spec's ``space``.
+    """
     if isinstance(param, FloatParam):
         return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
     if isinstance(param, IntParam):
