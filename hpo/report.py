@@ -380,6 +380,10 @@ def render(report: Report, fmt: str) -> str:
 
     CSV and JSONL hold one row per trial; JSON and the table add counts, compute, the
     Pareto front and top-1 per axis. Non-finite numbers become null in JSON.
+
+    Args:
+        report: the report (:func:`build_report`).
+        fmt: ``table``, ``csv``, ``json`` or ``jsonl``.
     """
     if fmt == "csv":
         out = io.StringIO()

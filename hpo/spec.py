@@ -653,7 +653,12 @@ def _first_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def parse_spec(data: Any, source: str) -> StudySpec:
-    """Validate a loaded mapping; the first problem becomes one ``source: field: message`` line."""
+    """Validate a loaded mapping; the first problem becomes one ``source: field: message`` line.
+
+    Args:
+        data: the spec as plain data (e.g. a YAML file's mapping).
+        source: where it came from, named in the error line (a file, or a study's attributes).
+    """
     if not isinstance(data, dict):
         raise SpecError(f"{source}: (top level): expected a mapping of spec fields (fix: see README)")
     try:

@@ -50,7 +50,11 @@ def value_text(t: FrozenTrial, names: list[str], target: str | None = None, cloc
 
 
 def studies_table(storage: BaseStorage) -> str:
-    """One line per study: trials, directions, the best trial's values, how many reached the target."""
+    """One line per study: trials, directions, the best trial's values, how many reached the target.
+
+    Args:
+        storage: the storage holding the studies.
+    """
     import pandas as pd
 
     rows = []
@@ -71,7 +75,11 @@ def studies_table(storage: BaseStorage) -> str:
 
 
 def trials_table(study: optuna.Study) -> str:
-    """The study's trials, ranked as ``hpo report`` ranks them, in a narrow table."""
+    """The study's trials, ranked as ``hpo report`` ranks them, in a narrow table.
+
+    Args:
+        study: the study.
+    """
     import pandas as pd
 
     from hpo.report import display_rows, build_report
@@ -92,7 +100,11 @@ def trials_table(study: optuna.Study) -> str:
 
 
 def summary(study: optuna.Study) -> str:
-    """The end-of-run summary: state counts, target counts, the best trial (or the Pareto front)."""
+    """The end-of-run summary: state counts, target counts, the best trial (or the Pareto front).
+
+    Args:
+        study: the study.
+    """
     trials = study.get_trials(deepcopy=False)
     lines = [f"study {study.study_name}: {state_counts(study)}"]
     copies = sum(COPY_ATTR in t.user_attrs for t in trials)
