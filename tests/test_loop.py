@@ -126,7 +126,8 @@ def test_same_study_on_postgresql(workdir: Path, pg_url: str) -> None:
 
 
 def test_show_unknown_study_is_one_line(workdir: Path) -> None:
-    
+    import optuna
+
     optuna.create_study(study_name="other", storage=f"sqlite:///{workdir / 'studies.db'}")
     proc = run_hpo("show", "--study", "ghost", cwd=workdir)
     assert proc.returncode == 1 and "study 'ghost' not found" in proc.stderr and "Traceback" not in proc.stderr
