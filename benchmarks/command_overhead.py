@@ -41,7 +41,9 @@ from typing import Any
 
 import optuna
 
-from hpo.runner import open_session, run
+from hpo.loop import run
+
+from hpo.session import open_session
 from hpo.spec import parse_spec
 
 TINYNET = Path(__file__).resolve().parents[1] / "examples" / "seeds" / "tinynet.py"

@@ -48,7 +48,7 @@ import torch
 import yaml
 
 from hpo.protocol import NullReporter
-from hpo.runner import optimize
+from hpo.loop import optimize
 from hpo.spec import parse_spec
 from objectives.data import load_splits
 from objectives.muon import orthogonalize

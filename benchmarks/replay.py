@@ -30,7 +30,8 @@ import pandas as pd
 from optuna.storages import BaseStorage, InMemoryStorage
 
 from hpo.pruners import build_pruner
-from hpo.runner import Session, enqueue_start, load_study, run
+from hpo.loop import run
+from hpo.session import Session, enqueue_start, load_study
 from hpo.spec import StudySpec
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -304,7 +305,7 @@ def replay_nearest(config: dict[str, Any], report: Callable[..., None]) -> dict[
 
 def run_study(spec: StudySpec, storage: BaseStorage | None = None,
               queue: Iterable[dict[str, Any]] = ()) -> optuna.Study:
-    """Run ``spec`` to its ``n_trials`` in memory, as ``hpo.runner.optimize`` runs it on a storage
+    """Run ``spec`` to its ``n_trials`` in memory, as ``hpo.loop.optimize`` runs it on a storage
     URL: the study created or resumed, the spec's start configs queued, then ``queue``, the spec's
     objective and pruners.
 

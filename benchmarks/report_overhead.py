@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from optuna.distributions import FloatDistribution
 
-from hpo.runner import new_reporter
+from hpo.trial import new_reporter
 from hpo.storage import open_storage
 
 from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports

@@ -40,7 +40,7 @@ import optuna
 import yaml
 from sqlalchemy import create_engine, text
 
-from hpo.runner import new_reporter
+from hpo.trial import new_reporter
 from hpo.space import suggest_config
 from hpo.storage import CurveWriter, metric_key, open_storage
 

@@ -88,7 +88,7 @@ from optuna.trial import TrialState
 from hpo.design import build_design, one_factor
 from hpo.errors import HpoError
 from hpo.narrowing import narrow_study
-from hpo.runner import SPEC_ATTR
+from hpo._optuna import SPEC_ATTR
 from hpo.space import distributions
 from hpo.spec import StudySpec, dump_spec, load_spec, parse_spec
 from hpo.two_stage import FROM_ATTR, apply, make_plan

@@ -39,7 +39,6 @@ import os
 import queue
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -47,116 +46,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from hpo.errors import SpecError
 from hpo.protocol import StopTrial
+from hpo.spec import CommandSpec
 
 SHIMS = Path(__file__).with_name("shims")
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
 OWN_FILES = ("config.json", "output.log")  # what hpo itself writes into a trial's directory
 TAIL_LINES = 8
-
-
-class Clock(BaseModel):
-    """A pattern group that holds the training clock, in ``unit``: reported in seconds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    group: str
-    unit: Literal["s", "ms", "us", "min", "h"] = "s"
-
-
-class CommandSpec(BaseModel):
-    """The ``objective:`` mapping of a command objective (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    command: list[str] = Field(min_length=1)
-    args: str | None = "--{name}={value}"
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    pattern: str | None = None
-    clock: Clock | None = None
-    steps: Literal["reported", "counted"] = "reported"
-    grace_seconds: float = Field(default=5.0, ge=0)
-    silence_timeout: float | None = Field(default=1800.0, gt=0)
-    echo: bool = False
-    shims: bool = True
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return shlex.split(v)
-        return [str(x) if isinstance(x, (int, float)) else x for x in v] if isinstance(v, list) else v
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _strings(cls, v: Any) -> Any:
-        return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
-
-    @field_validator("args")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        try:
-            if v is not None:
-                v.format(name="lr", value="0.1")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"'{v}' is not a template of {{name}} and {{value}} ({e}) "
-                             "(fix: e.g. '--{name}={value}' or '--{name} {value}')") from None
-        return v or None
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            groups = re.compile(v).groupindex
-        except re.error as e:
-            raise ValueError(f"not a valid regular expression: {e} (fix: check the brackets and escapes)") from None
-        if "step" not in groups:
-            raise ValueError("has no (?P<step>...) group (fix: capture the step, e.g. 'step (?P<step>\\d+)')")
-        return v
-
-    def check_reports(self, needed: dict[str, str]) -> None:
-        """``pattern`` captures each metric in ``needed`` (what it is for → its name) and
-        ``clock`` names one of its groups: a ``ValueError`` line if not."""
-        if self.pattern is None:
-            return
-        groups = sorted(re.compile(self.pattern).groupindex)
-        for what, metric in needed.items():
-            if metric not in groups:
-                raise ValueError(f"objective.pattern: no (?P<{metric}>...) group for the {what} metric "
-                                 f"(fix: capture it, or set {what}.metric to one of {groups})")
-        if self.clock is not None and self.clock.group not in groups:
-            raise ValueError(f"objective.clock.group: '{self.clock.group}' is not a group of objective.pattern "
-                             f"(fix: one of {groups})")
-
-    def anchored(self, base: Path) -> CommandSpec:
-        """This spec with ``cwd`` absolute: a relative one (or none) is relative to ``base``."""
-        return self.model_copy(update={"cwd": str((base / (self.cwd or ".")).resolve())})
-
-    def locate(self) -> None:
-        """The working directory and the program exist: a :class:`SpecError` line if not."""
-        cwd = Path(self.cwd or ".")
-        if not cwd.is_dir():
-            raise SpecError(f"objective.cwd: {cwd} is not a directory (fix: a path relative to the spec file)")
-        env_path = {**os.environ, **self.env}.get("PATH")
-        program = self.command[0]
-        if program == "${interpreter}":
-            program = sys.executable
-        found = shutil.which(program, path=env_path) if os.sep not in program else None
-        if found is None and not (cwd / program).is_file():
-            raise SpecError(f"objective.command: '{program}' is not on PATH nor a file in {cwd} "
-                            "(fix: check the name, or give its path)")
-        if found is None and not os.access(cwd / program, os.X_OK):
-            raise SpecError(f"objective.command: {program} is not executable "
-                            f"(fix: chmod +x it, or start the command with its interpreter, e.g. [python, {program}])")
-        script = next((a for a in self.command[1:2] if a.endswith(".py")), None)
-        if Path(program).name.startswith("python") and script and not (cwd / script).is_file():
-            raise SpecError(f"objective.command: {script} not found in {cwd} (fix: check the name, or set cwd)")
 
 
 class CommandFailed(Exception):

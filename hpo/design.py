@@ -27,14 +27,12 @@ from typing import Any
 import numpy as np
 from pyDOE3 import fullfact, gsd, lhs
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, active, same_value
+from hpo.spec import CategoricalParam, IntParam, Param, active, same_value
 
 MIN_LEVELS, MAX_LEVELS = 3, 6
 GSD_CELLS = 200_000
 TOLERANCE = 0.25
 BALANCE = 0.5
-
-Param = FloatParam | IntParam | CategoricalParam
 
 
 @dataclass(frozen=True)

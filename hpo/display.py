@@ -8,7 +8,8 @@ significant digits (``41.3``, ``312``, ``1,234``); other values four (``1.447``)
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections import Counter
+from typing import Any, Iterable, Mapping
 
 from hpo._optuna import CENSORED_AT_ATTR, CLOCK_ATTR, CLOSEST_ATTR, REACHED_ATTR, TTT_ATTR
 
@@ -63,6 +64,48 @@ def censored_text(attrs: Mapping[str, Any], target: str | None = None) -> str:
     return text
 
 
+def value_cell(key: str, value: Any, attrs: Mapping[str, Any], censored: bool = False, target: str | None = None) -> str:
+    """One value of a trial as every table shows it: a missed target's time to target as
+    censored (:func:`censored_text`), anything else as :func:`cell` does.
+
+    Args:
+        key: the objective's or column's name.
+        value: its value.
+        attrs: the trial's user attributes (or its row): where a miss stopped and how close it came.
+        censored: whether the trial missed the target.
+        target: the target, e.g. ``val_loss < 1.45``, to name in a censored value.
+    """
+    return censored_text(attrs, target) if censored and key == TTT_ATTR else cell(key, value)
+
+
+def target_counts(attrs: Iterable[Mapping[str, Any]]) -> dict[str, int] | None:
+    """``{"reached": k, "missed": m}`` over the trials (their user attributes) judged on the
+    target, or None when no trial was (a study without a target)."""
+    judged = [a for a in attrs if REACHED_ATTR in a]
+    if not judged:
+        return None
+    return {"reached": sum(not missed(a) for a in judged), "missed": sum(missed(a) for a in judged)}
+
+
+def target_line(reached: int, missed_: int, target: str | None) -> str:
+    """e.g. ``target val_loss < 1.45: reached by 3 of 5 ranked trials; 2 missed (censored)``."""
+    what = f"target {target}" if target else "target"
+    if reached == 0:
+        return f"{what}: no trial reached it ({missed_} missed: every time to target is censored)"
+    return (f"{what}: reached by {reached} of {reached + missed_} ranked trials"
+            + (f"; {missed_} missed it (their times to target are censored, ranked after)" if missed_ else ""))
+
+
+def state_counts(states: Iterable[str]) -> dict[str, int]:
+    """How many trials are in each state, by state name in alphabetical order."""
+    return dict(sorted(Counter(states).items()))
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """e.g. ``3 COMPLETE, 1 PRUNED``, or ``no trials``."""
+    return ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+
+
 def outcome(value: float | None, attrs: Mapping[str, Any], target: str | None = None) -> str:
     """A time to target, or the censored text of a miss."""
     return censored_text(attrs, target) if missed(attrs) else seconds(value)
@@ -79,3 +122,24 @@ def outcome_sentence(attrs: Mapping[str, Any], target: str | None) -> str:
     near = "" if closest is None else f", closest {number(float(closest))}"
     return (f"censored: did not reach {target} within {seconds(attrs.get(CENSORED_AT_ATTR))} s of {clock}{near}; "
             f"its time_to_target {seconds(attrs.get(TTT_ATTR))} is a ranking value above the budget, not a time")
+
+
+def prune_text(reason: dict[str, Any] | None, step: int) -> str:
+    """One line saying which pruner stopped the trial and on what evidence.
+
+    Args:
+        reason: the pruner's reason (``prune_reason``: pruner, value, reference, ...), if any.
+        step: the step it stopped at.
+    """
+    if not reason:
+        return f"pruned at step {step}"
+    verb = "capped" if reason.get("censored") else "pruned"  # a capped trial ends COMPLETE
+    text = f"{reason.get('pruner', 'pruner')}: {verb} at step {step}"
+    if reason.get("reference") is not None and reason.get("difference") is not None:
+        index = reason.get("index", "tokens")
+        at = f"{reason[index]:.0f} tokens" if index == "tokens" else f"{index} {reason[index]:.4g}"
+        text += (f", value {reason['value']:.4g} vs reference {reason['reference']:.4g}"
+                 f" at {at} (worse by {reason['difference']:.3g})")
+    elif reason.get("why"):
+        text += f": {reason['why']}"
+    return text

@@ -119,11 +119,12 @@ def run_finalists(spec: StudySpec, storage_url: str | None, top: int, seeds: int
         seeds: how many more seeds each.
         dry_run: print the plan and stop.
         out: where progress goes (default: stderr).
-        session_kwargs: :func:`hpo.runner.open_session` options (heartbeat, grace, ...).
+        session_kwargs: :func:`hpo.session.open_session` options (heartbeat, grace, ...).
     """
     import sys
 
-    from hpo.runner import counted_trials, open_session, run
+    from hpo.loop import counted_trials, run
+    from hpo.session import open_session
     from hpo.storage import open_storage
 
     out = out or sys.stderr

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial
 from hpo.errors import HpoError
 from hpo.pareto import complete_trials
 from hpo.ranking import missed, rank
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, dump_spec, parse_spec, same_value
+from hpo.spec import CategoricalParam, FloatParam, IntParam, Param, StudySpec, dump_spec, parse_spec, same_value
 from hpo.study_info import study_spec
 
 MARGIN = 0.25
@@ -43,8 +43,6 @@ MIN_MARGIN = 0.05
 KEEP_WIDE = 0.8
 SIG_DIGITS = 3  # unstepped float bounds are rounded outward to this many significant digits
 WEAK = "from 1 trial only"  # a decision on one trial's value: said in its comment and warned about
-
-Param = FloatParam | IntParam | CategoricalParam
 
 
 @dataclass(frozen=True)

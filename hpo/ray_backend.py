@@ -233,7 +233,8 @@ def run_on_ray(spec: StudySpec, address: str, argv: list[str], *, storage: str |
         max_retry: times a dead trial is re-queued.
     """
     from hpo.retries import RetryFromCheckpoint
-    from hpo.runner import _on_stale, load_study
+    from hpo.reaping import stale_trial_callback
+    from hpo.session import load_study
     from hpo.storage import JOURNAL_PREFIX, open_storage, redact, resolve_url
 
     ray = connect(address)
@@ -244,7 +245,7 @@ def run_on_ray(spec: StudySpec, address: str, argv: list[str], *, storage: str |
         beats: dict[str, Any] = {}
         if heartbeat > 0 and not url.startswith(JOURNAL_PREFIX):  # the driver fails dead workers' trials too
             beats = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
-                         heartbeat_stale_trial_callback=_on_stale(RetryFromCheckpoint(max_retry)))
+                         heartbeat_stale_trial_callback=stale_trial_callback(RetryFromCheckpoint(max_retry)))
         study = load_study(spec, open_storage(url, **beats))  # create it once, before the workers race
         driver = Driver(ray, study, n_trials or spec.n_trials, spec.cpus_per_worker or 1,
                         worker_argv(argv), watch_running=bool(beats), timeout=timeout)
@@ -276,7 +277,7 @@ class Driver:
     def __init__(self, ray: Any, study: Any, total: int, cpus_per_worker: float, argv: list[str],
                  watch_running: bool, timeout: float | None = None) -> None:
         from hpo.progress import Progress
-        from hpo.runner import COUNTED
+        from hpo.loop import COUNTED
 
         self.ray, self.study, self.total, self.argv = ray, study, total, argv
         self.cpus_per_worker, self.watch_running = cpus_per_worker, watch_running

@@ -30,7 +30,6 @@ import csv
 import io
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Sequence
@@ -47,7 +46,7 @@ from hpo.bulk import last_reports, read_trials
 from hpo.errors import HpoError
 from hpo.ranking import is_ranked, missed, rank, unranked
 from hpo.spec import same_params, same_value
-from hpo.study_info import metric_names, objective, study_spec
+from hpo.study_info import metric_names, objective, study_spec, target_text
 
 KNOWN_ATTRS = (REACHED_ATTR, TTT_ATTR, CENSORED_AT_ATTR, CLOSEST_ATTR, "tokens", "train_seconds", "wall_seconds")
 REASON_ATTRS = ("fail_reason", "stop_reason", "prune_reason")
@@ -101,19 +100,16 @@ def build_report(
             for i, r in enumerate(rows)]
     pareto = sorted(n for n, f in fronts.items() if f == 1) if len(names) > 1 else None
     spec = study_spec(study)
-    target = spec.target.describe() if spec is not None and spec.target is not None else None
-    judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
     name, k = objective(study, metric)
     return Report(
         study=study.study_name,
         metrics=names,
         directions=directions,
-        counts=dict(sorted(Counter(t.state.name for t in trials).items())),
+        counts=display.state_counts(t.state.name for t in trials),
         compute=compute_accounting(rows, spec.clock if spec is not None else "train_seconds"),
         pareto_front=pareto,
-        target=target,
-        reached={"reached": sum(not missed(t) for t in judged), "missed": sum(missed(t) for t in judged)}
-        if judged else None,
+        target=target_text(spec),
+        reached=display.target_counts(t.user_attrs for t in ranked),
         top1=top1_per_axis(trials, names, directions, list(axes), name,
                            spec.enqueue[0] if spec is not None and spec.enqueue else None),
         configs=configs_over_seeds(trials, k, directions[k]),
@@ -185,9 +181,7 @@ def reason_text(t: FrozenTrial) -> str | None:
         return str(attrs["stop_reason"])
     prune = attrs.get("prune_reason")
     if isinstance(prune, dict):
-        from hpo.reporter import prune_text  # imports the spec models: only on this rare path
-
-        return prune_text(prune, int(prune.get("step", -1)))
+        return display.prune_text(prune, int(prune.get("step", -1)))
     return None
 
 
@@ -386,6 +380,10 @@ def render(report: Report, fmt: str) -> str:
 
     CSV and JSONL hold one row per trial; JSON and the table add counts, compute, the
     Pareto front and top-1 per axis. Non-finite numbers become null in JSON.
+
+    Args:
+        report: the report (:func:`build_report`).
+        fmt: ``table``, ``csv``, ``json`` or ``jsonl``.
     """
     if fmt == "csv":
         out = io.StringIO()
@@ -415,13 +413,8 @@ def display_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Rows as a table shows them: digits that mean something, a missed target as censored."""
     keep = [k for k in dict.fromkeys(k for r in rows for k in r)
             if k not in ("censored", CENSORED_AT_ATTR, CLOSEST_ATTR, OUTCOME_ATTR) and any(r.get(k) is not None for r in rows)]
-    out = []
-    for r in rows:
-        shown = {k: "" if r.get(k) is None else display.cell(k, r[k]) for k in keep}
-        if r.get("censored") and TTT_ATTR in shown:
-            shown[TTT_ATTR] = display.censored_text(r)
-        out.append(shown)
-    return out
+    return [{k: display.value_cell(k, r[k], r, censored=True) if k == TTT_ATTR and r.get("censored")
+             else "" if r.get(k) is None else display.cell(k, r[k]) for k in keep} for r in rows]
 
 
 def configs_lines(report: Report) -> list[str]:
@@ -470,7 +463,7 @@ def render_table(report: Report) -> str:
     import pandas as pd  # only the table needs it (0.5-1 s to import)
 
     objectives = ", ".join(f"{d} {m}" for m, d in zip(report.metrics, report.directions))
-    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items()) or "no trials"
+    counts = display.counts_text(report.counts)
     c = report.compute
     lines = [
         f"study {report.study}: {objectives}",
@@ -482,7 +475,7 @@ def render_table(report: Report) -> str:
         "(saved = median COMPLETE trial minus the pruned trial's own)",
     ]
     if report.reached is not None:
-        lines.append(target_line(report.reached["reached"], report.reached["missed"], report.target))
+        lines.append(display.target_line(report.reached["reached"], report.reached["missed"], report.target))
     if report.pareto_front is not None:
         lines.append(f"pareto front: trials {', '.join(map(str, report.pareto_front)) or '-'}")
     df = pd.DataFrame(display_rows(report.trials))
@@ -493,11 +486,3 @@ def render_table(report: Report) -> str:
         lines += _axis_table(axis, top)
     return "\n".join(lines) + "\n"
 
-
-def target_line(reached: int, missed_: int, target: str | None) -> str:
-    """e.g. ``target val_loss < 1.45: reached by 3 of 5 ranked trials; 2 missed (censored)``."""
-    what = f"target {target}" if target else "target"
-    if reached == 0:
-        return f"{what}: no trial reached it ({missed_} missed: every time to target is censored)"
-    return (f"{what}: reached by {reached} of {reached + missed_} ranked trials"
-            + (f"; {missed_} missed it (their times to target are censored, ranked after)" if missed_ else ""))

@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 from hpo import _optuna
 from hpo._optuna import CENSORED_AT_ATTR, CLOSEST_ATTR, REACHED_ATTR, REASON_ATTR, TTT_ATTR, metric_key
 from hpo.artifacts import Checkpoints
+from hpo.display import prune_text
 from hpo.protocol import StopTrial
 from hpo.pruners import ReasonedPruner
 from hpo.spec import WALL_CLOCK, StudySpec, Target
@@ -249,19 +250,3 @@ def censored_time(target: Target, budget: float, stopped: float, closest: float 
     else:
         gap = max(0.0, target.sign * (closest - target.level)) / max(abs(target.level), 1e-12)
     return budget + stopped * (1.0 + gap)
-
-
-def prune_text(reason: dict[str, Any] | None, step: int) -> str:
-    """One line saying which pruner stopped the trial and on what evidence."""
-    if not reason:
-        return f"pruned at step {step}"
-    verb = "capped" if reason.get("censored") else "pruned"  # a capped trial ends COMPLETE
-    text = f"{reason.get('pruner', 'pruner')}: {verb} at step {step}"
-    if reason.get("reference") is not None and reason.get("difference") is not None:
-        index = reason.get("index", "tokens")
-        at = f"{reason[index]:.0f} tokens" if index == "tokens" else f"{index} {reason[index]:.4g}"
-        text += (f", value {reason['value']:.4g} vs reference {reason['reference']:.4g}"
-                 f" at {at} (worse by {reason['difference']:.3g})")
-    elif reason.get("why"):
-        text += f": {reason['why']}"
-    return text

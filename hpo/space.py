@@ -12,10 +12,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, active
+from hpo.spec import FloatParam, IntParam, Param, StudySpec, active
 
 
-def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistribution:
+def distribution(param: Param) -> BaseDistribution:
+    """The Optuna distribution a spec parameter samples from.
+
+    Args:
+        param: one parameter of the spec's ``space``.
+    """
     if isinstance(param, FloatParam):
         return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
     if isinstance(param, IntParam):
@@ -24,18 +29,33 @@ def distribution(param: FloatParam | IntParam | CategoricalParam) -> BaseDistrib
 
 
 def distributions(spec: StudySpec, only: Container[str] | None = None) -> dict[str, BaseDistribution]:
-    """Every searched parameter's distribution, or only those named in ``only`` (e.g. a trial's
-    params, which lack the parameters a ``when`` switched off)."""
+    """Every searched parameter's distribution, or only those named in ``only``.
+
+    Args:
+        spec: the study spec.
+        only: parameter names to keep (e.g. a trial's params, which lack the parameters a
+            ``when`` switched off); None: all.
+    """
     return {name: distribution(p) for name, p in spec.space.items() if only is None or name in only}
 
 
 def searched(spec: StudySpec, config: dict[str, Any]) -> list[str]:
-    """The space's parameters that ``config`` (fixed values + params) has active, in order."""
+    """The space's parameters that ``config`` has active (their ``when`` holds), in order.
+
+    Args:
+        spec: the study spec.
+        config: fixed values and params.
+    """
     return [name for name, p in spec.space.items() if active(p, config)]
 
 
 def suggest_config(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """Fixed values plus one sampled value per searched parameter that is active (``when``)."""
+    """Fixed values plus one sampled value per searched parameter that is active (``when``).
+
+    Args:
+        trial: the running trial, which suggests each value.
+        spec: the study spec.
+    """
     config = dict(spec.fixed)
     for name, p in spec.space.items():
         if not active(p, config):

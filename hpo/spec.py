@@ -11,7 +11,10 @@ import importlib.util
 import inspect
 import json
 import math
+import os
 import re
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
@@ -21,7 +24,6 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, 
                       field_serializer, field_validator, model_validator)
 
 from hpo._optuna import EXPERIMENT_ATTR  # noqa: F401 - the user attribute holding a named enqueue entry's name
-from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError, first_line
 from hpo.safe_yaml import read_text, read_yaml
 
@@ -114,6 +116,7 @@ class CategoricalParam(_Param):
         return v
 
 
+# One searched parameter of a spec's ``space`` (the only such type: design, narrowing and space use it).
 Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
 
 
@@ -222,6 +225,105 @@ class Target(_Strict):
     def describe(self) -> str:
         """e.g. ``val_loss < 1.45``."""
         return f"{self.metric} < {self.below:g}" if self.below is not None else f"{self.metric} > {self.above:g}"
+
+
+class CommandClock(BaseModel):
+    """A pattern group that holds the training clock, in ``unit``: reported in seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    group: str
+    unit: Literal["s", "ms", "us", "min", "h"] = "s"
+
+
+class CommandSpec(BaseModel):
+    """The ``objective:`` mapping of a command objective (:mod:`hpo.command`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command: list[str] = Field(min_length=1)
+    args: str | None = "--{name}={value}"
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    pattern: str | None = None
+    clock: CommandClock | None = None
+    steps: Literal["reported", "counted"] = "reported"
+    grace_seconds: float = Field(default=5.0, ge=0)
+    silence_timeout: float | None = Field(default=1800.0, gt=0)
+    echo: bool = False
+    shims: bool = True
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return shlex.split(v)
+        return [str(x) if isinstance(x, (int, float)) else x for x in v] if isinstance(v, list) else v
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        return {k: str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("args")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        try:
+            if v is not None:
+                v.format(name="lr", value="0.1")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"'{v}' is not a template of {{name}} and {{value}} ({e}) "
+                             "(fix: e.g. '--{name}={value}' or '--{name} {value}')") from None
+        return v or None
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            groups = re.compile(v).groupindex
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e} (fix: check the brackets and escapes)") from None
+        if "step" not in groups:
+            raise ValueError("has no (?P<step>...) group (fix: capture the step, e.g. 'step (?P<step>\\d+)')")
+        return v
+
+    def check_reports(self, needed: dict[str, str]) -> None:
+        """``pattern`` captures each metric in ``needed`` (what it is for → its name) and
+        ``clock`` names one of its groups: a ``ValueError`` line if not."""
+        if self.pattern is None:
+            return
+        groups = sorted(re.compile(self.pattern).groupindex)
+        for what, metric in needed.items():
+            if metric not in groups:
+                raise ValueError(f"objective.pattern: no (?P<{metric}>...) group for the {what} metric "
+                                 f"(fix: capture it, or set {what}.metric to one of {groups})")
+        if self.clock is not None and self.clock.group not in groups:
+            raise ValueError(f"objective.clock.group: '{self.clock.group}' is not a group of objective.pattern "
+                             f"(fix: one of {groups})")
+
+    def anchored(self, base: Path) -> CommandSpec:
+        """This spec with ``cwd`` absolute: a relative one (or none) is relative to ``base``."""
+        return self.model_copy(update={"cwd": str((base / (self.cwd or ".")).resolve())})
+
+    def locate(self) -> None:
+        """The working directory and the program exist: a :class:`SpecError` line if not."""
+        cwd = Path(self.cwd or ".")
+        if not cwd.is_dir():
+            raise SpecError(f"objective.cwd: {cwd} is not a directory (fix: a path relative to the spec file)")
+        env_path = {**os.environ, **self.env}.get("PATH")
+        program = self.command[0]
+        if program == "${interpreter}":
+            program = sys.executable
+        found = shutil.which(program, path=env_path) if os.sep not in program else None
+        if found is None and not (cwd / program).is_file():
+            raise SpecError(f"objective.command: '{program}' is not on PATH nor a file in {cwd} "
+                            "(fix: check the name, or give its path)")
+        if found is None and not os.access(cwd / program, os.X_OK):
+            raise SpecError(f"objective.command: {program} is not executable "
+                            f"(fix: chmod +x it, or start the command with its interpreter, e.g. [python, {program}])")
+        script = next((a for a in self.command[1:2] if a.endswith(".py")), None)
+        if Path(program).name.startswith("python") and script and not (cwd / script).is_file():
+            raise SpecError(f"objective.command: {script} not found in {cwd} (fix: check the name, or set cwd)")
 
 
 def _objective_kind(v: Any) -> str | None:
@@ -435,9 +537,11 @@ class StudySpec(_Strict):
 
     def load_objective(self) -> Callable[..., dict[str, float]]:
         """Import ``module:function`` and check that it is a Python function of your own that
-        accepts ``(config, report)``, or make the :class:`CommandObjective`; raises
+        accepts ``(config, report)``, or make the :class:`~hpo.command.CommandObjective`; raises
         :class:`SpecError` on failure."""
         if isinstance(self.objective, CommandSpec):
+            from hpo.command import CommandObjective  # the run machinery: only to run trials
+
             self.objective.locate()
             return CommandObjective(self.objective, self.curve.metric, self.clock)
         module_name, func_name = self.objective.split(":")
@@ -549,7 +653,12 @@ def _first_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def parse_spec(data: Any, source: str) -> StudySpec:
-    """Validate a loaded mapping; the first problem becomes one ``source: field: message`` line."""
+    """Validate a loaded mapping; the first problem becomes one ``source: field: message`` line.
+
+    Args:
+        data: the spec as plain data (e.g. a YAML file's mapping).
+        source: where it came from, named in the error line (a file, or a study's attributes).
+    """
     if not isinstance(data, dict):
         raise SpecError(f"{source}: (top level): expected a mapping of spec fields (fix: see README)")
     try:

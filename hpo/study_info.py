@@ -8,13 +8,15 @@ the whole spec in ``hpo:spec``; :func:`study_spec` reads both forms (the split o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpo._optuna import SPEC_ATTR, SPEC_FIELD_PREFIX
 from hpo.errors import HpoError
-from hpo.spec import StudySpec, dump_spec, parse_spec
+
+if TYPE_CHECKING:
+    from hpo.spec import StudySpec
 
 
 def metric_names(study: optuna.Study) -> list[str]:
@@ -34,6 +36,8 @@ def objective(study: optuna.Study, metric: str | None) -> tuple[str, int]:
 
 def spec_attrs(spec: StudySpec) -> dict[str, Any]:
     """The user attributes that hold ``spec``: ``hpo:spec.<field>`` for each field it sets."""
+    from hpo.spec import dump_spec  # the spec models (pydantic): not for names and objectives
+
     return {SPEC_FIELD_PREFIX + field: value for field, value in dump_spec(spec).items()}
 
 
@@ -65,7 +69,14 @@ def stored_spec_data(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
     return dict(whole) if isinstance(whole, dict) else None
 
 
+def target_text(spec: StudySpec | None) -> str | None:
+    """The spec's target as tables name it (e.g. ``val_loss < 1.45``), or None without one."""
+    return spec.target.describe() if spec is not None and spec.target is not None else None
+
+
 def study_spec(study: optuna.Study) -> StudySpec | None:
     """The spec ``hpo`` stored with the study, or None for a plain Optuna study."""
+    from hpo.spec import parse_spec  # the spec models (pydantic): not for names and objectives
+
     data = stored_spec_data(study.user_attrs)
     return parse_spec(data, f"study {study.study_name} user attrs {SPEC_ATTR}") if data else None

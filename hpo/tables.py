@@ -6,8 +6,6 @@ target reads as censored, never as a time, and every table says how many trials 
 
 from __future__ import annotations
 
-from collections import Counter
-
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -15,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo import display
 from hpo._optuna import CLOCK_ATTR, COPY_ATTR, REACHED_ATTR
 from hpo.ranking import missed, rank
+from hpo.study_info import metric_names, study_spec, target_text
 
 SHOWN = ("rank", "number", "state")  # then objectives and params; then these, when present
 SHOWN_ATTRS = ("reached_target", "train_seconds", "cpu_seconds", "tokens", "reason")
@@ -22,29 +21,22 @@ REASON_WIDTH = 60
 
 
 def state_counts(study: optuna.Study) -> str:
-    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
+    """e.g. ``3 COMPLETE, 1 PRUNED``: how many of the study's trials are in each state."""
+    return display.counts_text(display.state_counts(t.state.name for t in study.get_trials(deepcopy=False)))
 
 
 def _target(study: optuna.Study) -> str | None:
-    from hpo.study_info import study_spec  # the spec models: only for hpo's own studies
-
     try:
-        spec = study_spec(study)
+        return target_text(study_spec(study))
     except Exception:  # noqa: BLE001 - a table never fails on an unreadable stored spec
         return None
-    return spec.target.describe() if spec is not None and spec.target is not None else None
 
 
 def reached_text(trials: list[FrozenTrial], target: str | None) -> str | None:
     """How many ranked trials reached the target, or None in a study without one."""
-    from hpo.report import target_line
-
     ranked, _ = rank(trials, ["minimize"])  # directions do not matter for the count
-    judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
-    if not judged:
-        return None
-    return target_line(sum(not missed(t) for t in judged), sum(missed(t) for t in judged), target)
+    counts = display.target_counts(t.user_attrs for t in ranked)
+    return None if counts is None else display.target_line(counts["reached"], counts["missed"], target)
 
 
 def value_text(t: FrozenTrial, names: list[str], target: str | None = None, clock: bool = True) -> str:
@@ -52,28 +44,30 @@ def value_text(t: FrozenTrial, names: list[str], target: str | None = None, cloc
     ``clock``: name the clock a time to target was read on."""
     parts = []
     for name, value in zip(names, t.values or []):
-        shown = display.censored_text(t.user_attrs, target) if name == "time_to_target" and missed(t) \
-            else display.cell(name, value)
-        parts.append(f"{name}={shown}")
+        parts.append(f"{name}={display.value_cell(name, value, t.user_attrs, missed(t), target)}")
     name = t.user_attrs.get(CLOCK_ATTR) if clock else None
     return ", ".join(parts) + (f" (clock: {name})" if name and "time_to_target" in names else "")
 
 
 def studies_table(storage: BaseStorage) -> str:
-    """One line per study: trials, directions, the best trial's values, how many reached the target."""
+    """One line per study: trials, directions, the best trial's values, how many reached the target.
+
+    Args:
+        storage: the storage holding the studies.
+    """
     import pandas as pd
 
     rows = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=s.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
-        names = list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+        names = metric_names(study)
         ranked, _ = rank(trials, study.directions)
         best = value_text(ranked[0], names) if ranked else "-"
-        judged = [t for t in ranked if REACHED_ATTR in t.user_attrs]
+        counts = display.target_counts(t.user_attrs for t in ranked)
         rows.append({"study": s.study_name, "trials": len(trials),
                      "directions": ",".join(d.name.lower() for d in study.directions),
-                     "reached target": f"{sum(not missed(t) for t in judged)}/{len(judged)}" if judged else "",
+                     "reached target": f"{counts['reached']}/{sum(counts.values())}" if counts else "",
                      "best": best})
     if not rows:
         return "no studies"
@@ -81,7 +75,11 @@ def studies_table(storage: BaseStorage) -> str:
 
 
 def trials_table(study: optuna.Study) -> str:
-    """The study's trials, ranked as ``hpo report`` ranks them, in a narrow table."""
+    """The study's trials, ranked as ``hpo report`` ranks them, in a narrow table.
+
+    Args:
+        study: the study.
+    """
     import pandas as pd
 
     from hpo.report import display_rows, build_report
@@ -102,7 +100,11 @@ def trials_table(study: optuna.Study) -> str:
 
 
 def summary(study: optuna.Study) -> str:
-    """The end-of-run summary: state counts, target counts, the best trial (or the Pareto front)."""
+    """The end-of-run summary: state counts, target counts, the best trial (or the Pareto front).
+
+    Args:
+        study: the study.
+    """
     trials = study.get_trials(deepcopy=False)
     lines = [f"study {study.study_name}: {state_counts(study)}"]
     copies = sum(COPY_ATTR in t.user_attrs for t in trials)
@@ -115,7 +117,7 @@ def summary(study: optuna.Study) -> str:
     reached = reached_text(trials, target)
     if reached:
         lines.append(reached)
-    names = list(study.metric_names or [f"value{i}" for i in range(len(study.directions))])
+    names = metric_names(study)
     best = [t for t in ranked if fronts[t.number] == 1] if len(study.directions) > 1 else ranked[:1]
     title = "pareto front" if len(study.directions) > 1 else "best trial"
     if all(missed(t) for t in best):

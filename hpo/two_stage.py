@@ -1,6 +1,6 @@
 """Two-stage optimisation: a broad Stage 1, narrowing, then a designed-and-sampled Stage 2.
 
-:func:`run_two_stage` runs Stage 1 to its budget (:mod:`hpo.runner`), narrows it
+:func:`run_two_stage` runs Stage 1 to its budget (:mod:`hpo.loop`), narrows it
 (:mod:`hpo.narrowing`) into ``search_spaces/<study>_stage2.yaml`` unless that file exists
 (then it is reused as is, so a re-run or a hand edit never re-narrows), prepares the Stage-2
 study and runs it to its budget. Every step is idempotent: re-running the same command
@@ -41,7 +41,8 @@ from hpo.bulk import read_trials
 from hpo.design import Design, build_design
 from hpo.narrowing import WEAK, Narrowing, narrow_study, stage2_name, write_spec
 from hpo.pareto import complete_trials
-from hpo.runner import counted_trials, load_study, open_session, run, start_configs, unheld
+from hpo.loop import counted_trials, run
+from hpo.session import load_study, open_session, start_configs, unheld
 from hpo.space import distributions, searched
 from hpo.spec import CategoricalParam, StudySpec, find_spec, load_spec, same_value
 from hpo.storage import open_storage
@@ -211,7 +212,7 @@ def plan_text(plan: Plan) -> str:
 
 def design_to_queue(plan: Plan) -> list[dict[str, Any]]:
     """The design points that :func:`prepare` will queue: those no trial of the Stage-2 study,
-    and no Stage-1 trial it copies in, holds (:func:`hpo.runner.unheld`)."""
+    and no Stage-1 trial it copies in, holds (:func:`hpo.session.unheld`)."""
     existing = find_study(_optuna.storage_of(plan.parent), plan.spec.study)
     trials = read_trials(existing) if existing is not None else []
     copied = {t.system_attrs[FROM_ATTR]["trial"] for t in trials if FROM_ATTR in t.system_attrs}
@@ -252,7 +253,7 @@ def run_two_stage(spec: StudySpec, storage_url: str | None = None, *, n_trials: 
 
 def start_text(spec: StudySpec, study: optuna.Study | None) -> list[str]:
     """The spec's start configs (enqueue, one-factor neighbours), then those no trial holds yet
-    (:func:`hpo.runner.unheld`: what ``optimize`` will queue)."""
+    (:func:`hpo.session.unheld`: what ``optimize`` will queue)."""
     start = start_configs(spec)
     if not start:
         return []

@@ -15,7 +15,7 @@ import yaml
 import hpo.commands
 from hpo import cli
 from hpo.cli import main
-from hpo.runner import open_session
+from hpo.session import open_session
 
 SPEC: dict[str, Any] = {
     "study": "syn",
@@ -52,7 +52,7 @@ def record(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, calls: list[
 
 
 def session_options(call: dict[str, Any]) -> dict[str, Any]:
-    """The options a service function passes on to :func:`hpo.runner.open_session`, checked
+    """The options a service function passes on to :func:`hpo.session.open_session`, checked
     against its signature."""
     options = call.get("session_kwargs", {})
     inspect.signature(open_session).bind(None, None, **options)
@@ -118,10 +118,10 @@ def test_two_stage_hands_run_and_plan_options_by_name(spec_file: Path, monkeypat
 
 
 def test_optimize_hands_run_options_to_open_session(spec_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hpo.runner
+    import hpo.session
 
     calls: list[dict[str, Any]] = []
-    record(monkeypatch, hpo.runner, "open_session", calls, returns=Stop())
+    record(monkeypatch, hpo.session, "open_session", calls, returns=Stop())
     with pytest.raises(Stop):
         main(["optimize", "--spec", str(spec_file), *RUN_FLAGS])
     [call] = calls
@@ -171,13 +171,13 @@ def test_narrow_and_rerun_hand_their_options_by_name(workdir: Path, monkeypatch:
 def test_a_renamed_service_parameter_is_a_type_error(spec_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the CLI hands over by name no longer fits a service whose parameter was renamed:
     a TypeError at the call, not a flag silently dropped."""
-    import hpo.runner
+    import hpo.session
 
     def renamed(spec: Any, storage_url: str | None = None, *, heartbeat: int = 10, grace: int | None = None,
                 retries: int = 3, artifacts: str | None = None, source: str = "spec",
                 watchdog: float = 4.0) -> None:
         raise AssertionError("not reached")
 
-    monkeypatch.setattr(hpo.runner, "open_session", renamed)
+    monkeypatch.setattr(hpo.session, "open_session", renamed)
     with pytest.raises(TypeError, match="max_retry"):
         main(["optimize", "--spec", str(spec_file)])

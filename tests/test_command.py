@@ -18,7 +18,8 @@ from hpo.cli import main
 from hpo.command import CommandObjective, CommandSpec
 from hpo.errors import SpecError
 from hpo.protocol import StopTrial
-from hpo.runner import open_session, run
+from hpo.loop import run
+from hpo.session import open_session
 from hpo.spec import load_spec, parse_spec
 
 # One script for every case; what it does comes from its config (which it checks arrived

@@ -11,7 +11,7 @@ import pytest
 
 from hpo.errors import HpoError
 from hpo.narrowing import narrow_study, spec_yaml, write_spec
-from hpo.runner import SPEC_ATTR
+from hpo.study_info import SPEC_ATTR
 from hpo.space import distributions
 from hpo.spec import load_spec, parse_spec
 

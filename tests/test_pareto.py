@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 
 from hpo.pareto import config_spec, export_config, front_table, knee, pareto_front, top_k, utopia_distances
-from hpo.runner import SPEC_ATTR
+from hpo.study_info import SPEC_ATTR
 from hpo.spec import load_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -11,7 +11,7 @@ import yaml
 
 from hpo.errors import SpecError
 from hpo.report import build_report
-from hpo.runner import optimize
+from hpo.loop import optimize
 from hpo.spec import CategoricalParam, dump_spec, load_spec, parse_spec
 
 BASE = {"study": "g", "objective": "objectives.synthetic:train", "metrics": {"val_loss": "minimize"},

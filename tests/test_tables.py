@@ -37,7 +37,7 @@ def _ttt_study(tmp_path: Path) -> optuna.Study:
     """Two synthetic trials on time to val_loss < 3.2 within 0.2 s: lr 0.03 gets there, lr 0.001 does not."""
     import io
 
-    from hpo.runner import optimize
+    from hpo.loop import optimize
     from hpo.spec import parse_spec
 
     spec = parse_spec({

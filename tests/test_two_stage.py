@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import hpo.two_stage as two_stage
 from conftest import hpo_env, run_hpo
 from hpo.cli import main
-from hpo.runner import optimize
+from hpo.loop import optimize
 from hpo.spec import load_spec, parse_spec
 from hpo.storage import open_storage
 from hpo.two_stage import DESIGN_ATTR, FROM_ATTR, PARENT_ATTR, apply, inside, make_plan, run_two_stage

@@ -64,7 +64,8 @@ def take_action(args: argparse.Namespace) -> int:
 
 def _here(spec: StudySpec, args: argparse.Namespace) -> int:
     """Trials in this process."""
-    from hpo.runner import open_session, run
+    from hpo.loop import run
+    from hpo.session import open_session
 
     session = open_session(spec, args.storage, source=args.spec or f"search_spaces/{spec.study}.yaml",
                            **run_options(args))
@@ -84,7 +85,7 @@ def _here(spec: StudySpec, args: argparse.Namespace) -> int:
 
 def _in_workers(spec: StudySpec, args: argparse.Namespace) -> int:
     """``--workers N``: the same command in N processes on this machine."""
-    from hpo.runner import load_study
+    from hpo.session import load_study
     from hpo.workers import run_workers
 
     study = load_study(spec, open_storage(args.storage))  # create it once, before the workers race

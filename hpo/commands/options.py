@@ -148,7 +148,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_run_options`' values, named as :func:`hpo.runner.open_session` takes them.
+    """:func:`add_run_options`' values, named as :func:`hpo.session.open_session` takes them.
 
     Args:
         args: the parsed command line.
