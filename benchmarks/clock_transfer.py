@@ -59,7 +59,7 @@ def child(steps: int) -> dict[str, dict[str, float]]:
     import torch
     import yaml
 
-    from hpo.protocol import NullReporter
+    from hpo.run.protocol import NullReporter
     from objectives.ngpt_ttt import DEFAULTS, train
 
     spec = yaml.safe_load(SPEC.read_text())

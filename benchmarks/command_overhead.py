@@ -41,10 +41,10 @@ from typing import Any
 
 import optuna
 
-from hpo.loop import run
+from hpo.run.loop import run
 
-from hpo.session import open_session
-from hpo.spec import parse_spec
+from hpo.run.session import open_session
+from hpo.specs.models import parse_spec
 
 TINYNET = Path(__file__).resolve().parents[1] / "examples" / "seeds" / "tinynet.py"
 

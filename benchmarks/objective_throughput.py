@@ -47,9 +47,9 @@ import optuna
 import torch
 import yaml
 
-from hpo.protocol import NullReporter
-from hpo.loop import optimize
-from hpo.spec import parse_spec
+from hpo.run.protocol import NullReporter
+from hpo.run.loop import optimize
+from hpo.specs.models import parse_spec
 from objectives.data import load_splits
 from objectives.muon import orthogonalize
 from objectives.ngpt_ttt import DEFAULTS, train

@@ -49,8 +49,8 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from hpo.pruners import REASON_ATTR
-from hpo.spec import StudySpec, parse_spec
+from hpo.policy.pruners import REASON_ATTR
+from hpo.specs.models import StudySpec, parse_spec
 
 from replay import (DATA, KILL_RULE, Recorded, add_table_arguments, asha, kill_rule, kill_seconds, open_table,
                     run_study)

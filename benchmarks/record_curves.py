@@ -50,8 +50,8 @@ import numpy as np
 import pandas as pd
 
 import objectives.ngpt_ttt as objective
-from hpo.protocol import StopTrial
-from hpo.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
+from hpo.run.protocol import StopTrial
+from hpo.specs.models import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
 
 from recording import RowReporter, append, install_cpu_clock, params_of
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 import objectives.ngpt_ttt as objective
-from hpo.protocol import StopTrial
+from hpo.run.protocol import StopTrial
 
 from recording import RowReporter, append, install_cpu_clock, params_of
 from replay import DATA, budget_of, load_table, seeds_path, target_of, true_times

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpo.protocol import StopTrial
+from hpo.run.protocol import StopTrial
 
 
 def append(out: Path, header: list[str], cid: int, params: dict[str, Any], rows: list[dict[str, Any]]) -> None:

@@ -29,10 +29,10 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage, InMemoryStorage
 
-from hpo.pruners import build_pruner
-from hpo.loop import run
-from hpo.session import Session, enqueue_start, load_study
-from hpo.spec import StudySpec
+from hpo.policy.pruners import build_pruner
+from hpo.run.loop import run
+from hpo.run.session import Session, enqueue_start, load_study
+from hpo.specs.models import StudySpec
 
 DATA = Path(__file__).resolve().parent / "data"
 REPORTED = ("tokens", "train_seconds", "cpu_seconds", "val_loss", "val_ppl")
@@ -305,7 +305,7 @@ def replay_nearest(config: dict[str, Any], report: Callable[..., None]) -> dict[
 
 def run_study(spec: StudySpec, storage: BaseStorage | None = None,
               queue: Iterable[dict[str, Any]] = ()) -> optuna.Study:
-    """Run ``spec`` to its ``n_trials`` in memory, as ``hpo.loop.optimize`` runs it on a storage
+    """Run ``spec`` to its ``n_trials`` in memory, as ``hpo.run.loop.optimize`` runs it on a storage
     URL: the study created or resumed, the spec's start configs queued, then ``queue``, the spec's
     objective and pruners.
 

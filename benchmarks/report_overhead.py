@@ -20,8 +20,8 @@ from pathlib import Path
 import optuna
 from optuna.distributions import FloatDistribution
 
-from hpo.trial import new_reporter
-from hpo.storage import open_storage
+from hpo.run.trial import new_reporter
+from hpo.storage.backend import open_storage
 
 from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports
 

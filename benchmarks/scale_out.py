@@ -40,9 +40,9 @@ import optuna
 import yaml
 from sqlalchemy import create_engine, text
 
-from hpo.trial import new_reporter
-from hpo.space import suggest_config
-from hpo.storage import CurveWriter, metric_key, open_storage
+from hpo.run.trial import new_reporter
+from hpo.specs.space import suggest_config
+from hpo.storage.backend import CurveWriter, metric_key, open_storage
 
 from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports
 

@@ -19,8 +19,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpo._optuna import insert_trials, metric_key, rdb_backend, storage_of, study_id
-from hpo.session import Session, open_session
-from hpo.spec import StudySpec, parse_spec
+from hpo.run.session import Session, open_session
+from hpo.specs.models import StudySpec, parse_spec
 
 STEPS = 40  # the curves of finished_trial
 
@@ -49,7 +49,7 @@ def median_spec(name: str) -> StudySpec:
 
 
 def open_bench_session(url: str, name: str, artifacts: str | Path) -> Session:
-    """``hpo.session.open_session`` on study ``name`` (:func:`median_spec`) at ``url``, without
+    """``hpo.run.session.open_session`` on study ``name`` (:func:`median_spec`) at ``url``, without
     heartbeats (the timed calls run outside ``study.optimize``, where none beats)."""
     return open_session(median_spec(name), url, heartbeat=0, artifacts=str(artifacts))
 

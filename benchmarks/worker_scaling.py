@@ -34,8 +34,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from hpo.storage import open_storage
-from hpo.workers import worker_env
+from hpo.storage.backend import open_storage
+from hpo.run.workers import worker_env
 
 TINY = {"n_layer": 1, "d_model": 64, "n_head": 2, "seq_len": 64, "batch_size": 16,
         "max_steps": 120, "val_freq": 40, "val_batches": 2, "val_batch_size": 16}
@@ -43,7 +43,7 @@ LR = {"type": "float", "low": 0.005, "high": 0.05, "log": True}
 # a bare worker: the objective and nothing of hpo's study machinery (no optuna, no database)
 BARE_WORKER = r'''
 import json, sys
-from hpo.protocol import NullReporter
+from hpo.run.protocol import NullReporter
 from objectives.ngpt_ttt import train
 job = json.loads(sys.argv[1])
 for lr in job["lrs"]:

@@ -24,35 +24,35 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 # name -> the module that defines it
 _API = {
     # running studies
-    "optimize": "hpo.loop",
-    "run": "hpo.loop",
-    "open_session": "hpo.session",
-    "Session": "hpo.session",
+    "optimize": "hpo.run.loop",
+    "run": "hpo.run.loop",
+    "open_session": "hpo.run.session",
+    "Session": "hpo.run.session",
     # specs
-    "load_spec": "hpo.spec",
-    "parse_spec": "hpo.spec",
-    "StudySpec": "hpo.spec",
-    "FloatParam": "hpo.spec",
-    "IntParam": "hpo.spec",
-    "CategoricalParam": "hpo.spec",
-    "Component": "hpo.spec",
-    "Curve": "hpo.spec",
-    "Target": "hpo.spec",
-    "CommandSpec": "hpo.spec",
+    "load_spec": "hpo.specs.models",
+    "parse_spec": "hpo.specs.models",
+    "StudySpec": "hpo.specs.models",
+    "FloatParam": "hpo.specs.models",
+    "IntParam": "hpo.specs.models",
+    "CategoricalParam": "hpo.specs.models",
+    "Component": "hpo.specs.models",
+    "Curve": "hpo.specs.models",
+    "Target": "hpo.specs.models",
+    "CommandSpec": "hpo.specs.models",
     # the training function's side
-    "Reporter": "hpo.protocol",
-    "NullReporter": "hpo.protocol",
-    "StopTrial": "hpo.protocol",
-    "TrialReporter": "hpo.reporter",
-    "CommandObjective": "hpo.command",
+    "Reporter": "hpo.run.protocol",
+    "NullReporter": "hpo.run.protocol",
+    "StopTrial": "hpo.run.protocol",
+    "TrialReporter": "hpo.run.reporter",
+    "CommandObjective": "hpo.run.command",
     # pruners
-    "KillRulePruner": "hpo.pruners",
-    "TimeCapPruner": "hpo.pruners",
-    "AnyPruner": "hpo.pruners",
-    "build_pruner": "hpo.pruners",
+    "KillRulePruner": "hpo.policy.pruners",
+    "TimeCapPruner": "hpo.policy.pruners",
+    "AnyPruner": "hpo.policy.pruners",
+    "build_pruner": "hpo.policy.pruners",
     # reading studies
-    "build_report": "hpo.report",
-    "study_spec": "hpo.study_info",
+    "build_report": "hpo.analysis.report",
+    "study_spec": "hpo.analysis.study_info",
     # errors
     "HpoError": "hpo.errors",
     "SpecError": "hpo.errors",
@@ -62,17 +62,17 @@ __all__ = sorted(_API)
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from hpo.command import CommandObjective
+    from hpo.run.command import CommandObjective
     from hpo.errors import HpoError, SpecError
-    from hpo.loop import optimize, run
-    from hpo.protocol import NullReporter, Reporter, StopTrial
-    from hpo.pruners import AnyPruner, KillRulePruner, TimeCapPruner, build_pruner
-    from hpo.report import build_report
-    from hpo.reporter import TrialReporter
-    from hpo.session import Session, open_session
-    from hpo.spec import (CategoricalParam, CommandSpec, Component, Curve, FloatParam, IntParam, StudySpec, Target,
+    from hpo.run.loop import optimize, run
+    from hpo.run.protocol import NullReporter, Reporter, StopTrial
+    from hpo.policy.pruners import AnyPruner, KillRulePruner, TimeCapPruner, build_pruner
+    from hpo.analysis.report import build_report
+    from hpo.run.reporter import TrialReporter
+    from hpo.run.session import Session, open_session
+    from hpo.specs.models import (CategoricalParam, CommandSpec, Component, Curve, FloatParam, IntParam, StudySpec, Target,
                           load_spec, parse_spec)
-    from hpo.study_info import study_spec
+    from hpo.analysis.study_info import study_spec
 
 
 def __getattr__(name: str) -> Any:

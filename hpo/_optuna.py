@@ -12,7 +12,7 @@ any of it fails there first):
   costs milliseconds per row: a report's two rows in one transaction, a study's trials in
   one SELECT per table, the heartbeat table, a study's rename, finished trials in bulk;
 - NSGA-II's non-dominated sort and crowding distance;
-- the pieces of Optuna's gRPC storage proxy that ``hpo.proxy`` extends.
+- the pieces of Optuna's gRPC storage proxy that ``hpo.storage.proxy`` extends.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 FAIL_ATTR = "fail_reason"  # why a trial failed
 FAIL_TRACEBACK_ATTR = "fail_traceback"  # the last frames of a failed trial's traceback
 STOP_ATTR = "stop_reason"  # why a trial stopped early: target, budget, pruner, copy
-REASON_ATTR = "prune_reason"  # the pruner's reason (a dict, see hpo.pruners)
+REASON_ATTR = "prune_reason"  # the pruner's reason (a dict, see hpo.policy.pruners)
 NOTE_ATTR = "kill_rule_note"  # why the kill rule could not judge a trial
 COPY_ATTR = "copy_of"  # a deterministic objective's repeated config: the trial whose result it took
 RERUN_ATTR = "rerun_of"  # a seed re-run of a finalist (``hpo rerun``): the trial it re-runs
@@ -274,7 +274,7 @@ def _distribution(text: str) -> BaseDistribution:
 
 
 def read_trials(storage: RDBStorage, study_id: int, curves: bool) -> list[FrozenTrial]:
-    """All trials of a study by number, one plain SELECT per table (see :mod:`hpo.bulk`);
+    """All trials of a study by number, one plain SELECT per table (see :mod:`hpo.storage.bulk`);
     without ``curves``, no intermediate values and no ``hpo:m:<step>`` attributes."""
     T, P, V = models.TrialModel, models.TrialParamModel, models.TrialValueModel
     in_study = select(T.trial_id).where(T.study_id == study_id).scalar_subquery()

@@ -1,10 +1,10 @@
 """The ``ngpt_ttt`` objective: train nGPT with Muon (or AdamW) and report the validation curve.
 
 ``train(config, report)`` is what ``hpo`` calls (spec ``objective: objectives.ngpt_ttt:train``);
-it can also run bare with any callable reporter, e.g. ``hpo.protocol.NullReporter``. It reports
+it can also run bare with any callable reporter, e.g. ``hpo.run.protocol.NullReporter``. It reports
 ``val_loss``, ``val_ppl``, ``tokens``, ``train_seconds``, ``cpu_seconds``, ``norm_seconds`` (and ``train_loss``)
 every ``val_freq`` steps and at the last step, on fixed validation batches. It never decides
-anything about the target or the budget: ``report`` may raise ``hpo.protocol.StopTrial`` to end
+anything about the target or the budget: ``report`` may raise ``hpo.run.protocol.StopTrial`` to end
 the run, which this module never catches.
 
 Three training clocks run over the same intervals: only while training, stopped during validation

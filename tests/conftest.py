@@ -83,6 +83,6 @@ def syn_spec(workdir: Path, name: str = "syn", **changes: object) -> Path:
 
 def syn_study(workdir: Path, name: str = "syn", url: str | None = None) -> optuna.Study:
     """The study NAME in the workdir's studies.db (or at ``url``)."""
-    from hpo.storage import open_storage
+    from hpo.storage.backend import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(url or f"sqlite:///{workdir / 'studies.db'}"))

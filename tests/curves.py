@@ -15,11 +15,11 @@ import optuna
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
-from hpo.pruners import build_pruner
-from hpo.loop import run
-from hpo.session import Session, load_study
-from hpo.spec import StudySpec, parse_spec
-from hpo.storage import open_storage
+from hpo.policy.pruners import build_pruner
+from hpo.run.loop import run
+from hpo.run.session import Session, load_study
+from hpo.specs.models import StudySpec, parse_spec
+from hpo.storage.backend import open_storage
 
 Row = dict[str, float]
 Curve = list[Row]
@@ -61,7 +61,7 @@ def replay_spec(n: int, pruners: list[dict[str, Any]], **changes: Any) -> StudyS
 def run_hpo_curves(curves: list[Curve], pruners: list[dict[str, Any]], url: str | None = None,
                    train: Callable[[Curve, Callable[..., None]], dict[str, float]] = replay,
                    **changes: Any) -> optuna.Study:
-    """Run a study through ``hpo.loop.run`` (in this process) on the curves; in memory unless ``url``.
+    """Run a study through ``hpo.run.loop.run`` (in this process) on the curves; in memory unless ``url``.
 
     Trials run one after the other, so the k-th call of the training function is trial k.
     """

@@ -1,6 +1,6 @@
 """Studies for the results tests: hand-made ones with known trials, and synthetic sweeps run by hpo.
 
-``run_synthetic`` goes through ``hpo.loop.optimize`` with ``objectives.synthetic:train`` (no sleeping,
+``run_synthetic`` goes through ``hpo.run.loop.optimize`` with ``objectives.synthetic:train`` (no sleeping,
 no training), so the study carries everything a real one does: spec, curves, ``hpo:m:<step>``
 metrics, prune and stop reasons.
 """
@@ -16,11 +16,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from hpo.artifacts import CHECKPOINT_ATTR, open_artifact_store
-from hpo.loop import optimize
-from hpo.study_info import SPEC_ATTR
-from hpo.spec import StudySpec, parse_spec
-from hpo.storage import metric_key, open_storage
+from hpo.storage.artifacts import CHECKPOINT_ATTR, open_artifact_store
+from hpo.run.loop import optimize
+from hpo.analysis.study_info import SPEC_ATTR
+from hpo.specs.models import StudySpec, parse_spec
+from hpo.storage.backend import metric_key, open_storage
 from objectives.synthetic import train as synthetic_train
 
 LR = FloatDistribution(1e-4, 1e-1, log=True)

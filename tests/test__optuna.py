@@ -23,7 +23,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from hpo import _optuna
-from hpo.storage import open_storage
+from hpo.storage.backend import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

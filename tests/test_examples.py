@@ -16,7 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from hpo.cli import main
-from hpo.storage import open_storage
+from hpo.storage.backend import open_storage
 
 SEEDS = Path(__file__).resolve().parents[1] / "examples" / "seeds"
 

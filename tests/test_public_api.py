@@ -12,8 +12,8 @@ import hpo
 from conftest import hpo_env
 
 # The modules that run trials: reading a study must never import them (nor torch).
-RUN_MODULES = ("hpo.session", "hpo.trial", "hpo.loop", "hpo.reaping", "hpo.reporter", "hpo.command",
-               "hpo.workers", "hpo.ray_backend", "hpo.watchdog", "hpo.retries", "hpo.progress", "torch")
+RUN_MODULES = ("hpo.run.session", "hpo.run.trial", "hpo.run.loop", "hpo.run.reaping", "hpo.run.reporter", "hpo.run.command",
+               "hpo.run.workers", "hpo.run.ray_backend", "hpo.run.watchdog", "hpo.run.retries", "hpo.run.progress", "torch")
 ANALYSIS = ("study_info", "report", "tables", "export", "pareto", "plots", "importance", "ranking", "display")
 
 

@@ -17,7 +17,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.export import export_trial, pick_trial, trial_metadata
+    from hpo.analysis.export import export_trial, pick_trial, trial_metadata
 
     study = load_study(args)
     trial = pick_trial(study, metric=args.metric, number=args.trial)

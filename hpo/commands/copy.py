@@ -14,8 +14,8 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.storage import redact
-    from hpo.transfer import copy_studies
+    from hpo.storage.backend import redact
+    from hpo.storage.transfer import copy_studies
 
     done = copy_studies(args.src, args.dst, args.study, args.artifacts_from, args.artifacts_to)
     for name, trials, artifacts, refused in done:

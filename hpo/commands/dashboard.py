@@ -15,7 +15,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.dashboard import serve
+    from hpo.analysis.dashboard import serve
 
     serve(args.storage, host=args.host, port=args.port, artifacts=args.artifacts)
     return 0

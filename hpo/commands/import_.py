@@ -17,8 +17,8 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.spec import read_spec_file
-    from hpo.wandb_sweep import is_sweep, spec_text, translate
+    from hpo.specs.models import read_spec_file
+    from hpo.specs.wandb_sweep import is_sweep, spec_text, translate
 
     source = Path(args.file)
     data = read_spec_file(source)

@@ -16,7 +16,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.importance import importance_table, importances
+    from hpo.analysis.importance import importance_table, importances
 
     df = importances(load_study(args), evaluator=args.evaluator, metric=args.metric)
     print(df.to_csv() if args.format == "csv" else importance_table(df, args.evaluator), end="")

@@ -1,4 +1,4 @@
-"""``hpo narrow``: a Stage-2 spec and study around a study's top-k trials (:mod:`hpo.two_stage`);
+"""``hpo narrow``: a Stage-2 spec and study around a study's top-k trials (:mod:`hpo.policy.two_stage`);
 ``hpo optimize --two-stage`` runs both stages (:mod:`hpo.commands.optimize`)."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.narrowing import spec_yaml
-    from hpo.two_stage import apply, find_study, make_plan, plan_text
+    from hpo.policy.narrowing import spec_yaml
+    from hpo.policy.two_stage import apply, find_study, make_plan, plan_text
 
     parent = load_study(args)
     plan = make_plan(parent, reuse=False, **plan_options(args))

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from hpo.commands.options import (add_narrow_options, add_run_options, add_storage, add_study, count, plan_options,
                                   run_options, seconds)
 from hpo.errors import SpecError
-from hpo.storage import check_url, open_storage, redact, resolve_url
-from hpo.workers import WORKER_ENV, without_workers
+from hpo.storage.backend import check_url, open_storage, redact, resolve_url
+from hpo.run.workers import WORKER_ENV, without_workers
 
 if TYPE_CHECKING:  # the spec module is imported when a spec is read, not for --help
-    from hpo.spec import StudySpec
+    from hpo.specs.models import StudySpec
 
 HELP = "create or resume a study and run trials"
 
@@ -46,7 +46,7 @@ def take_action(args: argparse.Namespace) -> int:
         args: the parsed command line, with ``argv`` (the arguments as given: the workers'
             command line is built from them).
     """
-    from hpo.spec import find_spec, load_spec
+    from hpo.specs.models import find_spec, load_spec
 
     check_url(args.storage)  # a bad --storage is one line before anything is read or imported
     # A parent of workers only finds the objective's module: the workers import it.
@@ -64,8 +64,8 @@ def take_action(args: argparse.Namespace) -> int:
 
 def _here(spec: StudySpec, args: argparse.Namespace) -> int:
     """Trials in this process."""
-    from hpo.loop import run
-    from hpo.session import open_session
+    from hpo.run.loop import run
+    from hpo.run.session import open_session
 
     session = open_session(spec, args.storage, source=args.spec or f"search_spaces/{spec.study}.yaml",
                            **run_options(args))
@@ -77,7 +77,7 @@ def _here(spec: StudySpec, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     if os.environ.get(WORKER_ENV) is None:  # a worker of --workers N: its parent sums up
-        from hpo.tables import summary  # pandas: not needed before the end
+        from hpo.analysis.tables import summary  # pandas: not needed before the end
 
         print(summary(study))
     return 0
@@ -85,21 +85,21 @@ def _here(spec: StudySpec, args: argparse.Namespace) -> int:
 
 def _in_workers(spec: StudySpec, args: argparse.Namespace) -> int:
     """``--workers N``: the same command in N processes on this machine."""
-    from hpo.session import load_study
-    from hpo.workers import run_workers
+    from hpo.run.session import load_study
+    from hpo.run.workers import run_workers
 
     study = load_study(spec, open_storage(args.storage))  # create it once, before the workers race
     code = run_workers(without_workers(args.argv), args.workers)
     if code == 0:
-        from hpo.tables import summary
+        from hpo.analysis.tables import summary
 
         print(summary(study))  # once, here: the workers print only their trials
     return code
 
 
 def _on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
-    """``--ray [ADDRESS]``: the workers as Ray tasks (:mod:`hpo.ray_backend`)."""
-    from hpo.ray_backend import run_on_ray, workers_given
+    """``--ray [ADDRESS]``: the workers as Ray tasks (:mod:`hpo.run.ray_backend`)."""
+    from hpo.run.ray_backend import run_on_ray, workers_given
 
     if args.two_stage or args.dry_run:
         raise SpecError("command line: --ray: not with --two-stage or --dry-run "
@@ -110,9 +110,9 @@ def _on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
 
 
 def _two_stage(spec: StudySpec, args: argparse.Namespace) -> int:
-    """``--two-stage`` and ``--dry-run`` (:mod:`hpo.two_stage`), then ``--finalists``."""
-    from hpo.tables import summary
-    from hpo.two_stage import dry_run_text, run_two_stage
+    """``--two-stage`` and ``--dry-run`` (:mod:`hpo.policy.two_stage`), then ``--finalists``."""
+    from hpo.analysis.tables import summary
+    from hpo.policy.two_stage import dry_run_text, run_two_stage
 
     if args.dry_run:
         options = plan_options(args) if args.two_stage else {}
@@ -128,9 +128,9 @@ def _two_stage(spec: StudySpec, args: argparse.Namespace) -> int:
         print("interrupted: re-run the same command to continue", file=sys.stderr)
         return 130
     if study is not None and args.finalists:
-        from hpo.finalists import run_finalists
-        from hpo.report import build_report, configs_lines
-        from hpo.study_info import study_spec
+        from hpo.policy.finalists import run_finalists
+        from hpo.analysis.report import build_report, configs_lines
+        from hpo.analysis.study_info import study_spec
 
         stage2 = study_spec(study)
         assert stage2 is not None  # hpo wrote it

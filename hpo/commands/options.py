@@ -13,7 +13,7 @@ from typing import Any, Callable
 import optuna
 
 from hpo.errors import SpecError
-from hpo.storage import load_study as _load_study_by_name
+from hpo.storage.backend import load_study as _load_study_by_name
 
 __all__ = [
     "DESIGNS",
@@ -148,7 +148,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_run_options`' values, named as :func:`hpo.session.open_session` takes them.
+    """:func:`add_run_options`' values, named as :func:`hpo.run.session.open_session` takes them.
 
     Args:
         args: the parsed command line.
@@ -182,7 +182,7 @@ def add_narrow_options(parser: argparse.ArgumentParser, two_stage: bool = True) 
 
 
 def plan_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_narrow_options`' values, named as :func:`hpo.two_stage.make_plan` takes them.
+    """:func:`add_narrow_options`' values, named as :func:`hpo.policy.two_stage.make_plan` takes them.
 
     Args:
         args: the parsed command line.

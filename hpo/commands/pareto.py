@@ -17,7 +17,7 @@ def take_action(args: argparse.Namespace) -> int:
         args: the parsed command line.
     """
     from hpo.errors import HpoError
-    from hpo.pareto import complete_trials, export_config, front_table, knee, pareto_front
+    from hpo.analysis.pareto import complete_trials, export_config, front_table, knee, pareto_front
 
     study = load_study(args)
     front = pareto_front(complete_trials(study), study.directions)

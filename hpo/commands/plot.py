@@ -18,7 +18,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.plots import figure, save
+    from hpo.analysis.plots import figure, save
 
     out = save(figure(load_study(args), args.kind, metric=args.metric, evaluator=args.evaluator), args.out)
     print(f"wrote {out}", file=sys.stderr)

@@ -16,7 +16,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.report import build_report, render
+    from hpo.analysis.report import build_report, render
 
     axes = [a.strip() for a in (args.axes or "").split(",") if a.strip()]
     report = build_report(load_study(args), axes=axes, metric=args.metric, limit=args.top)

@@ -1,4 +1,4 @@
-"""``hpo rerun``: the top-K configs of a study re-run with more training seeds (:mod:`hpo.finalists`)."""
+"""``hpo rerun``: the top-K configs of a study re-run with more training seeds (:mod:`hpo.policy.finalists`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.finalists import run_finalists
-    from hpo.report import configs_lines, build_report
-    from hpo.study_info import study_spec
+    from hpo.policy.finalists import run_finalists
+    from hpo.analysis.report import configs_lines, build_report
+    from hpo.analysis.study_info import study_spec
 
     study = load_study(args)
     spec = study_spec(study)

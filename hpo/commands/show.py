@@ -15,7 +15,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.tables import summary, trials_table
+    from hpo.analysis.tables import summary, trials_table
 
     study = load_study(args)
     print(trials_table(study))

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from hpo.commands.options import add_storage
-from hpo.proxy import DEFAULT_PORT, DEFAULT_THREADS
+from hpo.storage.proxy import DEFAULT_PORT, DEFAULT_THREADS
 
 HELP = "Optuna's gRPC storage proxy in front of the study database"
 
@@ -17,8 +17,8 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.proxy import make_server
-    from hpo.storage import redact, resolve_url
+    from hpo.storage.proxy import make_server
+    from hpo.storage.backend import redact, resolve_url
 
     url = resolve_url(args.storage)
     server = make_server(url, args.host, args.port, args.threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hpo.commands.options import add_storage
-from hpo.storage import open_storage
+from hpo.storage.backend import open_storage
 
 HELP = "list the studies in a storage"
 
@@ -16,7 +16,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.tables import studies_table
+    from hpo.analysis.tables import studies_table
 
     print(studies_table(open_storage(args.storage, create=False)))
     return 0

@@ -1,0 +1,47 @@
+"""One trial (:mod:`hpo.run.trial`): the metrics a spec needs from reports, a run's length, and a
+deterministic objective's config that is never trained twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from hpo.run.loop import optimize
+from hpo.run.session import Session
+from hpo.specs.models import parse_spec
+from hpo.run.trial import missing_metrics, run_length
+
+BASE = {"study": "t", "objective": "objectives.synthetic:train", "metrics": {"val_loss": "minimize"},
+        "fixed": {"steps": 4}, "space": {"width": {"type": "categorical", "choices": [32, 64]}}}
+
+
+def test_missing_metrics_names_the_spec_field_that_reads_each_one() -> None:
+    spec = parse_spec({**BASE, "target": {"metric": "val_loss", "below": 3.0}, "trial_budget_seconds": 60,
+                       "pruners": [{"name": "kill_rule", "options": {"metric": "val_ppl", "baseline_trial": 0}}]},
+                      "test")
+    assert missing_metrics(spec, {"val_loss", "val_ppl", "tokens"}) == []
+    assert missing_metrics(spec, {"val_loss", "tokens"}) == [("pruners[0].options.metric", "val_ppl")]
+    assert ("target.metric", "val_loss") in missing_metrics(spec, {"tokens"})
+
+
+def test_run_length_is_the_configs_length_key_when_an_int() -> None:
+    session = Session(spec=parse_spec(BASE, "test"), study=None, storage=None, train=None, pruner=None)  # type: ignore[arg-type]
+    assert run_length(session, {"max_steps": 500}) == 500
+    assert run_length(session, {"max_steps": "500"}) is None
+    assert run_length(session, {"max_steps": True}) is None
+    assert run_length(session, {}) is None
+
+
+def test_a_deterministic_objective_copies_a_config_already_run(tmp_path: Path) -> None:
+    spec = parse_spec({**BASE, "deterministic": True, "n_trials": 4,
+                       "sampler": {"name": "random", "options": {"seed": 0}}}, "test")
+    study = optimize(spec, f"sqlite:///{tmp_path / 'studies.db'}", heartbeat=0)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    copies = [t for t in trials if "copy_of" in t.user_attrs]
+    assert len(copies) == 2  # two choices, four trials: two are copies
+    for t in copies:
+        source = trials[t.user_attrs["copy_of"]]
+        assert source.params == t.params and source.values == t.values and "copy_of" not in source.user_attrs
+        assert "not trained again" in t.user_attrs["stop_reason"]
