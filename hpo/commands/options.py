@@ -53,19 +53,24 @@ def count(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(text: str, positive: bool, what: str, bound: str, example: str) -> float:
+    """A finite float from a flag's value, > 0 if ``positive`` else >= 0; else one argparse error line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what} (fix: e.g. {example})") from None
+    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        raise argparse.ArgumentTypeError(f"{text} is not {bound} (fix: e.g. {example})")
+    return value
+
+
 def seconds(text: str) -> float:
     """An argparse type: a finite number of seconds > 0.
 
     Args:
         text: the flag's value.
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (fix: e.g. 3600)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number of seconds (fix: e.g. 3600)")
-    return value
+    return _number(text, True, "number of seconds", "a positive finite number of seconds", "3600")
 
 
 def factor(text: str) -> float:
@@ -74,13 +79,7 @@ def factor(text: str) -> float:
     Args:
         text: the flag's value.
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (fix: e.g. 4, or 0 for off)") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0 (fix: e.g. 4, or 0 for off)")
-    return value
+    return _number(text, False, "number", "a finite number >= 0", "4, or 0 for off")
 
 
 def port(text: str) -> int:
