@@ -51,7 +51,8 @@ import pandas as pd
 
 import objectives.ngpt_ttt as objective
 from hpo.run.protocol import StopTrial
-from hpo.specs.models import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
+from hpo.specs.models import CategoricalParam, FloatParam, IntParam, StudySpec
+from hpo.run.session import load_spec
 
 from recording import RowReporter, append, install_cpu_clock, params_of
 

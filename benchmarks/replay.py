@@ -31,7 +31,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 
 from hpo.policy.pruners import build_pruner
 from hpo.run.loop import run
-from hpo.run.session import Session, enqueue_start, load_study
+from hpo.run.session import Session, enqueue_start, load_objective, load_study
 from hpo.specs.models import StudySpec
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -323,6 +323,6 @@ def run_study(spec: StudySpec, storage: BaseStorage | None = None,
     enqueue_start(study, spec)
     for params in queue:
         study.enqueue_trial(params)
-    session = Session(spec=spec, study=study, storage=storage, train=spec.load_objective(),
+    session = Session(spec=spec, study=study, storage=storage, train=load_objective(spec),
                       pruner=build_pruner(spec.pruners, clock=spec.clock))
     return run(session, out=io.StringIO())

@@ -22,7 +22,7 @@ differ only in the parameters AdamW ignores) is one run: 997 config ids, 539 run
 * (c) **hpo**: as ``search_spaces/ngpt_ttt.yaml`` ships: its sampler (multivariate TPE), the kill
   rule at equal seconds (``replay.KILL_SECONDS``) and the time cap at the 5th-best time
   (``--pruners``/``--cap-rank`` change them; ``asha`` adds ASHA, which ``pruning_replay`` shows
-  killing the winners), two stages via ``hpo.policy.two_stage``: Stage 1 of ``--stage1`` trials, narrow
+  killing the winners), two stages via ``hpo.run.two_stage``: Stage 1 of ``--stage1`` trials, narrow
   to the top 5, Stage 2 = the design enqueued first, then TPE.
 
 **Baseline**: (a) needs a centre for its one-factor list, and the result hangs on it.
@@ -90,8 +90,9 @@ from hpo.errors import HpoError
 from hpo.policy.narrowing import narrow_study
 from hpo._optuna import SPEC_ATTR
 from hpo.specs.space import distributions
-from hpo.specs.models import StudySpec, dump_spec, load_spec, parse_spec
-from hpo.policy.two_stage import FROM_ATTR, apply, make_plan
+from hpo.specs.models import StudySpec, dump_spec, parse_spec
+from hpo.run.session import load_spec
+from hpo.run.two_stage import FROM_ATTR, apply, make_plan
 from objectives.ngpt_ttt import DEFAULTS
 
 from replay import (DATA, RUN, Grid, Recorded, add_table_arguments, asha, grid, kill_rule, kill_seconds, norm,
@@ -252,7 +253,7 @@ def _run_to_target(bench: Bench, cid: int, ledger: Ledger) -> int:
 
 def hpo_two_stage(bench: Bench, ledger: Ledger, pruners: list[dict[str, Any]], seed: int,
                   warm: dict[str, Any]) -> bool:
-    """(c): Stage 1 with TPE and pruners, then hpo.policy.two_stage's narrowing, design and Stage 2;
+    """(c): Stage 1 with TPE and pruners, then hpo.run.two_stage's narrowing, design and Stage 2;
     ``warm``: Stage 1's ``enqueue`` and ``one_factor_levels``, as in a spec.
 
     Returns whether Stage 2 ran: with fewer than 2 COMPLETE Stage-1 trials (the pruners stopped

@@ -29,7 +29,8 @@ _API = {
     "open_session": "hpo.run.session",
     "Session": "hpo.run.session",
     # specs
-    "load_spec": "hpo.specs.models",
+    "load_spec": "hpo.run.session",
+    "read_spec": "hpo.specs.files",
     "parse_spec": "hpo.specs.models",
     "StudySpec": "hpo.specs.models",
     "FloatParam": "hpo.specs.models",
@@ -69,9 +70,10 @@ if TYPE_CHECKING:
     from hpo.policy.pruners import AnyPruner, KillRulePruner, TimeCapPruner, build_pruner
     from hpo.analysis.report import build_report
     from hpo.run.reporter import TrialReporter
-    from hpo.run.session import Session, open_session
-    from hpo.specs.models import (CategoricalParam, CommandSpec, Component, Curve, FloatParam, IntParam, StudySpec, Target,
-                          load_spec, parse_spec)
+    from hpo.run.session import Session, load_spec, open_session
+    from hpo.specs.files import read_spec
+    from hpo.specs.models import (CategoricalParam, CommandSpec, Component, Curve, FloatParam, IntParam, StudySpec,
+                                  Target, parse_spec)
     from hpo.analysis.study_info import study_spec
 
 

@@ -17,7 +17,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.specs.models import read_spec_file
+    from hpo.specs.files import read_spec_file
     from hpo.specs.wandb_sweep import is_sweep, spec_text, translate
 
     source = Path(args.file)

@@ -1,4 +1,4 @@
-"""``hpo narrow``: a Stage-2 spec and study around a study's top-k trials (:mod:`hpo.policy.two_stage`);
+"""``hpo narrow``: a Stage-2 spec and study around a study's top-k trials (:mod:`hpo.run.two_stage`);
 ``hpo optimize --two-stage`` runs both stages (:mod:`hpo.commands.optimize`)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def take_action(args: argparse.Namespace) -> int:
         args: the parsed command line.
     """
     from hpo.policy.narrowing import spec_yaml
-    from hpo.policy.two_stage import apply, find_study, make_plan, plan_text
+    from hpo.run.two_stage import apply, find_study, make_plan, plan_text
 
     parent = load_study(args)
     plan = make_plan(parent, reuse=False, **plan_options(args))

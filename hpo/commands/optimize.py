@@ -46,7 +46,8 @@ def take_action(args: argparse.Namespace) -> int:
         args: the parsed command line, with ``argv`` (the arguments as given: the workers'
             command line is built from them).
     """
-    from hpo.specs.models import find_spec, load_spec
+    from hpo.run.session import load_spec
+    from hpo.specs.files import find_spec
 
     check_url(args.storage)  # a bad --storage is one line before anything is read or imported
     # A parent of workers only finds the objective's module: the workers import it.
@@ -110,9 +111,9 @@ def _on_ray(spec: StudySpec, args: argparse.Namespace) -> int:
 
 
 def _two_stage(spec: StudySpec, args: argparse.Namespace) -> int:
-    """``--two-stage`` and ``--dry-run`` (:mod:`hpo.policy.two_stage`), then ``--finalists``."""
+    """``--two-stage`` and ``--dry-run`` (:mod:`hpo.run.two_stage`), then ``--finalists``."""
     from hpo.analysis.tables import summary
-    from hpo.policy.two_stage import dry_run_text, run_two_stage
+    from hpo.run.two_stage import dry_run_text, run_two_stage
 
     if args.dry_run:
         options = plan_options(args) if args.two_stage else {}
@@ -128,7 +129,7 @@ def _two_stage(spec: StudySpec, args: argparse.Namespace) -> int:
         print("interrupted: re-run the same command to continue", file=sys.stderr)
         return 130
     if study is not None and args.finalists:
-        from hpo.policy.finalists import run_finalists
+        from hpo.run.finalists import run_finalists
         from hpo.analysis.report import build_report, configs_lines
         from hpo.analysis.study_info import study_spec
 

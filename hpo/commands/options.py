@@ -181,7 +181,7 @@ def add_narrow_options(parser: argparse.ArgumentParser, two_stage: bool = True) 
 
 
 def plan_options(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`add_narrow_options`' values, named as :func:`hpo.policy.two_stage.make_plan` takes them.
+    """:func:`add_narrow_options`' values, named as :func:`hpo.run.two_stage.make_plan` takes them.
 
     Args:
         args: the parsed command line.

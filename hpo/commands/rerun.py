@@ -1,4 +1,4 @@
-"""``hpo rerun``: the top-K configs of a study re-run with more training seeds (:mod:`hpo.policy.finalists`)."""
+"""``hpo rerun``: the top-K configs of a study re-run with more training seeds (:mod:`hpo.run.finalists`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def take_action(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
-    from hpo.policy.finalists import run_finalists
+    from hpo.run.finalists import run_finalists
     from hpo.analysis.report import configs_lines, build_report
     from hpo.analysis.study_info import study_spec
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -26,7 +27,9 @@ from hpo.policy.pruners import build_pruner
 from hpo.run.reaping import stale_trial_callback
 from hpo.run.retries import RetryFromCheckpoint
 from hpo.policy.samplers import EXHAUSTIBLE, build_sampler
-from hpo.specs.models import EXPERIMENT_ATTR, StudySpec, same_params
+from hpo.run.command import CommandObjective
+from hpo.specs.files import read_spec
+from hpo.specs.models import EXPERIMENT_ATTR, CommandSpec, StudySpec, same_params
 from hpo.storage.backend import open_storage, resolve_url
 from hpo.analysis.study_info import store_spec
 
@@ -60,6 +63,41 @@ class Session:
     def dedup(self) -> bool:
         """Never train a config twice: a deterministic objective, or a grid of configs."""
         return self.spec.deterministic or self.spec.sampler.name in EXHAUSTIBLE
+
+
+def load_objective(spec: StudySpec) -> Callable[..., Any]:
+    """The function trials call: the spec's ``module:function`` imported and checked, or a
+    :class:`~hpo.run.command.CommandObjective` for a command; raises :class:`SpecError` on failure.
+
+    Args:
+        spec: the study spec.
+    """
+    if isinstance(spec.objective, CommandSpec):
+        spec.objective.locate()
+        return CommandObjective(spec.objective, spec.curve.metric, spec.clock)
+    return spec.import_function()
+
+
+def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
+    """Read and validate a spec file (:func:`hpo.specs.files.read_spec`), build its sampler and
+    pruners (without a storage) and (optionally) check its objective: import it, or with
+    ``import_objective=False`` only find its module. Every problem is one :class:`SpecError`
+    line naming the file.
+
+    Args:
+        path: the spec file.
+        check_objective: whether to check the objective at all.
+        import_objective: import it and check its signature (else only find its module).
+    """
+    spec = read_spec(path)
+    build_sampler(spec, str(path))
+    build_pruner(spec.pruners, str(path))
+    if check_objective:
+        try:
+            load_objective(spec) if import_objective else spec.locate_objective()
+        except SpecError as e:
+            raise SpecError(f"{path}: {e}") from None
+    return spec
 
 
 def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
@@ -175,6 +213,6 @@ def open_session(
     study = load_study(spec, storage)
     lock = StudyLock(storage_url, spec.study, getattr(storage, "engine", None))
     enqueue_start(study, spec, lock)
-    return Session(spec=spec, study=study, storage=storage, train=spec.load_objective(), pruner=pruner,
+    return Session(spec=spec, study=study, storage=storage, train=load_objective(spec), pruner=pruner,
                    artifacts=open_artifact_store(artifacts), lock=lock, retry=retry, total=spec.n_trials,
                    source=source, watchdog=watchdog)

@@ -535,15 +535,12 @@ class StudySpec(_Strict):
                 "(fix: check the name and that it is installed or on PYTHONPATH)"
             )
 
-    def load_objective(self) -> Callable[..., dict[str, float]]:
-        """Import ``module:function`` and check that it is a Python function of your own that
-        accepts ``(config, report)``, or make the :class:`~hpo.run.command.CommandObjective`; raises
-        :class:`SpecError` on failure."""
+    def import_function(self) -> Callable[..., dict[str, float]]:
+        """Import a ``module:function`` objective and check that it is a Python function of your
+        own that accepts ``(config, report)``; raises :class:`SpecError` on failure. (A command
+        objective is run by :func:`hpo.run.session.load_objective`.)"""
         if isinstance(self.objective, CommandSpec):
-            from hpo.run.command import CommandObjective  # the run machinery: only to run trials
-
-            self.objective.locate()
-            return CommandObjective(self.objective, self.curve.metric, self.clock)
+            raise TypeError("a command objective has no function to import")
         module_name, func_name = self.objective.split(":")
         _not_python_itself(module_name, self.objective)
         try:
@@ -670,64 +667,6 @@ def parse_spec(data: Any, source: str) -> StudySpec:
         if not err["loc"] and named:  # a whole-spec check names its own field, e.g. space.lr.when
             where, message = named.groups()
         raise SpecError(f"{source}: {where}: {message}") from None
-
-
-def read_spec_file(path: Path) -> Any:
-    """The data of a spec file: YAML within :mod:`hpo.specs.safe_yaml`'s limits, or JSON for ``.json``;
-    a :class:`SpecError` line if unreadable."""
-    if path.suffix != ".json":
-        return read_yaml(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: file not found (fix: check --study/--spec; specs live in search_spaces/)")
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: line {e.lineno}: not valid JSON: {e.msg} (fix: the syntax)") from None
-
-
-def load_spec(path: str | Path, check_objective: bool = True, import_objective: bool = True) -> StudySpec:
-    """Read, validate, build the sampler and pruners of (without a storage), and (optionally)
-    check the objective of a spec file: import it, or with ``import_objective=False`` only find
-    its module. Every problem is one :class:`SpecError` line naming the file.
-
-    Args:
-        path: the spec file.
-        check_objective: whether to check the objective at all.
-        import_objective: import it and check its signature (else only find its module).
-    """
-    from hpo.policy.pruners import build_pruner  # they import this module
-    from hpo.policy.samplers import build_sampler
-
-    path = Path(path)
-    data = read_spec_file(path)
-    from hpo.specs import wandb_sweep  # W&B sweep files are read as their translation
-
-    if wandb_sweep.is_sweep(data):
-        translation = wandb_sweep.translate(data, path)
-        for key in translation.approximate:
-            print(f"{path}: note: {translation.notes[key]}", file=sys.stderr)
-        data = translation.spec
-    spec = parse_spec(data, str(path))
-    if isinstance(spec.objective, CommandSpec):  # its cwd is relative to the spec file
-        spec = spec.model_copy(update={"objective": spec.objective.anchored(path.parent)})
-    build_sampler(spec, str(path))
-    build_pruner(spec.pruners, str(path))
-    if check_objective:
-        try:
-            spec.load_objective() if import_objective else spec.locate_objective()
-        except SpecError as e:
-            raise SpecError(f"{path}: {e}") from None
-    return spec
-
-
-def find_spec(study: str | None, spec_path: str | None, root: Path | None = None) -> Path:
-    """``--spec PATH`` wins; ``--study NAME`` means ``search_spaces/NAME.yaml``."""
-    if spec_path:
-        return Path(spec_path)
-    if not study:
-        raise SpecError("command line: --study: missing (fix: give --study NAME, for search_spaces/NAME.yaml, "
-                        "or --spec PATH)")
-    return (root or Path.cwd()) / "search_spaces" / f"{study}.yaml"
 
 
 def dump_spec(spec: StudySpec) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from optuna.study import StudyDirection
 
 from hpo.analysis.pareto import config_spec, export_config, front_table, knee, pareto_front, top_k, utopia_distances
 from hpo.analysis.study_info import SPEC_ATTR
-from hpo.specs.models import load_spec
+from hpo.run.session import load_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 MIN, MAX = StudyDirection.MINIMIZE, StudyDirection.MAXIMIZE

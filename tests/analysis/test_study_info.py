@@ -7,7 +7,9 @@ from pathlib import Path
 
 import optuna
 
-from hpo.specs.models import dump_spec, load_spec
+from hpo.specs.models import dump_spec
+
+from hpo.run.session import load_spec
 from hpo.analysis.study_info import SPEC_ATTR, store_spec, study_spec
 from hpo.storage.backend import open_storage
 

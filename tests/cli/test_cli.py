@@ -104,10 +104,10 @@ def test_no_command_module_imports_the_cli() -> None:
 
 
 def test_two_stage_hands_run_and_plan_options_by_name(spec_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hpo.policy.two_stage
+    import hpo.run.two_stage
 
     calls: list[dict[str, Any]] = []
-    record(monkeypatch, hpo.policy.two_stage, "run_two_stage", calls)  # None: stopped before the end
+    record(monkeypatch, hpo.run.two_stage, "run_two_stage", calls)  # None: stopped before the end
     argv = ["optimize", "--study", "syn", "--two-stage", "--n-trials", "6", "--timeout", "90", *RUN_FLAGS, *PLAN_FLAGS]
     assert main(argv) == 0
     [call] = calls
@@ -145,15 +145,15 @@ def test_ray_hands_its_options_by_name(spec_file: Path, monkeypatch: pytest.Monk
 
 
 def test_narrow_and_rerun_hand_their_options_by_name(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hpo.policy.finalists
+    import hpo.run.finalists
     import hpo.analysis.study_info
-    import hpo.policy.two_stage
+    import hpo.run.two_stage
     from hpo.specs.models import parse_spec
 
     url = f"sqlite:///{workdir / 'studies.db'}"
     optuna.create_study(study_name="syn", storage=url)
     plans: list[dict[str, Any]] = []
-    record(monkeypatch, hpo.policy.two_stage, "make_plan", plans, returns=Stop())
+    record(monkeypatch, hpo.run.two_stage, "make_plan", plans, returns=Stop())
     with pytest.raises(Stop):
         main(["narrow", "--study", "syn", "--storage", url, *PLAN_FLAGS])
     [plan] = plans
@@ -161,7 +161,7 @@ def test_narrow_and_rerun_hand_their_options_by_name(workdir: Path, monkeypatch:
 
     reruns: list[dict[str, Any]] = []
     monkeypatch.setattr(hpo.analysis.study_info, "study_spec", lambda study: parse_spec(SPEC, "test"))
-    record(monkeypatch, hpo.policy.finalists, "run_finalists", reruns)
+    record(monkeypatch, hpo.run.finalists, "run_finalists", reruns)
     assert main(["rerun", "--study", "syn", "--storage", url, "--top", "2", "--seeds", "4", *RUN_FLAGS]) == 0
     [rerun] = reruns
     assert (rerun["storage_url"], rerun["top"], rerun["seeds"], rerun["dry_run"]) == (url, 2, 4, False)

@@ -13,7 +13,8 @@ from hpo.errors import HpoError
 from hpo.policy.narrowing import narrow_study, spec_yaml, write_spec
 from hpo.analysis.study_info import SPEC_ATTR
 from hpo.specs.space import distributions
-from hpo.specs.models import load_spec, parse_spec
+from hpo.specs.models import parse_spec
+from hpo.run.session import load_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

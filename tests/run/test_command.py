@@ -20,7 +20,8 @@ from hpo.errors import SpecError
 from hpo.run.protocol import StopTrial
 from hpo.run.loop import run
 from hpo.run.session import open_session
-from hpo.specs.models import load_spec, parse_spec
+from hpo.specs.models import parse_spec
+from hpo.run.session import load_spec
 
 # One script for every case; what it does comes from its config (which it checks arrived
 # the same three ways: arguments, $HPO_CONFIG and $HPO_CONFIG_FILE).

@@ -11,7 +11,7 @@ import yaml
 from conftest import run_hpo
 from hpo.cli import main
 from hpo.errors import SpecError
-from hpo.specs.models import load_spec
+from hpo.run.session import load_spec
 
 GOOD = {
     "study": "toy",

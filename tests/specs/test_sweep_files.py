@@ -12,7 +12,8 @@ import yaml
 from hpo.errors import SpecError
 from hpo.analysis.report import build_report
 from hpo.run.loop import optimize
-from hpo.specs.models import CategoricalParam, dump_spec, load_spec, parse_spec
+from hpo.specs.models import CategoricalParam, dump_spec, parse_spec
+from hpo.run.session import load_spec
 
 BASE = {"study": "g", "objective": "objectives.synthetic:train", "metrics": {"val_loss": "minimize"},
         "fixed": {"steps": 3}}

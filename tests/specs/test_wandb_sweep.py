@@ -10,7 +10,8 @@ import yaml
 
 from hpo.cli import main
 from hpo.errors import SpecError
-from hpo.specs.models import dump_spec, load_spec
+from hpo.specs.models import dump_spec
+from hpo.run.session import load_spec
 from hpo.specs.wandb_sweep import translate
 
 SWEEP = {

@@ -16,13 +16,14 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-import hpo.policy.two_stage as two_stage
+import hpo.run.two_stage as two_stage
 from conftest import hpo_env, run_hpo
 from hpo.cli import main
 from hpo.run.loop import optimize
-from hpo.specs.models import load_spec, parse_spec
+from hpo.specs.models import parse_spec
+from hpo.run.session import load_spec
 from hpo.storage.backend import open_storage
-from hpo.policy.two_stage import DESIGN_ATTR, FROM_ATTR, PARENT_ATTR, apply, inside, make_plan, run_two_stage
+from hpo.run.two_stage import DESIGN_ATTR, FROM_ATTR, PARENT_ATTR, apply, inside, make_plan, run_two_stage
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning",
                                         "ignore::FutureWarning")

@@ -42,9 +42,10 @@ from hpo.policy.design import Design, build_design
 from hpo.policy.narrowing import WEAK, Narrowing, narrow_study, stage2_name, write_spec
 from hpo.analysis.pareto import complete_trials
 from hpo.run.loop import counted_trials, run
-from hpo.run.session import load_study, open_session, start_configs, unheld
+from hpo.run.session import load_spec, load_study, open_session, start_configs, unheld
 from hpo.specs.space import distributions, searched
-from hpo.specs.models import CategoricalParam, StudySpec, find_spec, load_spec, same_value
+from hpo.specs.files import find_spec
+from hpo.specs.models import CategoricalParam, StudySpec, same_value
 from hpo.storage.backend import open_storage
 from hpo.analysis.study_info import study_spec
 
