@@ -4,7 +4,7 @@ The public API, importable from ``hpo`` itself::
 
     import hpo
 
-    spec = hpo.load_spec("search_spaces/ngpt.yaml")
+    spec = hpo.load_spec("search_spaces/ngpt_ttt.yaml")
     study = hpo.optimize(spec, "sqlite:///studies.db", n_trials=20)
 
 Names are imported on first use, so ``import hpo`` stays cheap (no Optuna, no pydantic)
