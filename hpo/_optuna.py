@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import optuna
 from optuna.distributions import BaseDistribution, json_to_distribution
@@ -139,11 +140,19 @@ def retried_trial_number(trial: FrozenTrial) -> int | None:
     return trial.system_attrs.get(FAILED_TRIAL_ATTR)
 
 
+@contextmanager
+def experimental() -> Iterator[None]:
+    """Calls into Optuna APIs it marks experimental (heartbeats, metric names, retry history,
+    stale-trial reaping), without the ExperimentalWarning each would print."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def retry_history(trial: FrozenTrial) -> list[int]:
     """The numbers of the failed trials that ``trial`` retries, oldest first (Optuna's
     ``RetryHeartbeatStaleTrialCallback.retry_history``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental():
         return list(RetryHeartbeatStaleTrialCallback.retry_history(trial))
 
 

@@ -275,3 +275,15 @@ def test_proxy_service_and_a_heartbeat_client(rdb: RDBStorage) -> None:
         client.close()
     finally:
         server.stop(0)
+
+
+def test_experimental_silences_optunas_experimental_warnings_only(rdb: RDBStorage) -> None:
+    study = _study(rdb)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _optuna.experimental():
+            study.set_metric_names(["loss"])  # experimental in the installed Optuna
+            optuna.storages.fail_stale_trials(study)
+            warnings.warn("not Optuna's", UserWarning)
+    assert [str(w.message) for w in caught] == ["not Optuna's"]
+    assert study.metric_names == ["loss"]

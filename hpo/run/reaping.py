@@ -90,7 +90,8 @@ def is_heartbeat_enabled(storage: BaseStorage) -> bool:
 def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Optuna's own reaping of trials without a heartbeat; the numbers it failed."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
+    with _optuna.experimental():
+        optuna.storages.fail_stale_trials(study)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     return sorted(before - after - {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                                                                TrialState.PRUNED))})

@@ -7,7 +7,6 @@ runs its trials.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -122,8 +121,7 @@ def load_study(spec: StudySpec, storage: BaseStorage) -> optuna.Study:
         )
     names = study.metric_names
     if names is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _optuna.experimental():
             study.set_metric_names(list(spec.metrics))
     elif list(names) != list(spec.metrics):
         raise SpecError(

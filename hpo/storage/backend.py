@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -228,8 +227,7 @@ def _rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
     """RDBStorage, retried while another process is creating the same schema."""
     for attempt in range(20):
         try:
-            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with _optuna.experimental():  # heartbeat_interval is "experimental" since Optuna 2.9
                 return RDBStorage(url, **kwargs)
         except SQLAlchemyError as e:
             racing = "already exists" in str(e) or "alembic_version" in str(e)
