@@ -183,12 +183,13 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
                                  f"{type(result).__name__}, not a dict of metrics (fix: return e.g. "
                                  "{'val_loss': 1.23}, or None and report the metrics)")
         result = dict(result or {})
-        missing = missing_metrics(spec, reporter.reported) if reporter.reported else []
+        missing = missing_metrics(spec, reporter.reported)  # none reported: every one is missing
         if missing:
             field_, metric = missing[0]
+            said = ", ".join(sorted(reporter.reported)) or "nothing: report() was never called"
             raise mistake(trial, f"{session.source}: {field_}: '{metric}' was never reported by trial "
-                                 f"{trial.number} (it reported {', '.join(sorted(reporter.reported))}) "
-                                 "(fix: name a reported metric, or report it)")
+                                 f"{trial.number} (it reported {said}) (fix: name a reported metric, or "
+                                 "report it)")
         metrics = {**reporter.last, **result, **reporter.target_attrs()}
         metrics["wall_seconds"] = wall
         if REACHED_ATTR in metrics and spec.target is not None:

@@ -84,6 +84,17 @@ def test_a_target_metric_no_report_carries_stops_the_study_after_one_trial() -> 
         run_hpo_curves([timed([3.0], [12.0]), timed([3.0], [12.0])], [], **target)
 
 
+def test_a_timed_trial_that_never_reports_stops_the_study_instead_of_missing_the_target() -> None:
+    """A function that only returns (val_loss 1.0 meets the target) made every trial a censored
+    miss before: time to target is read from reports, so no report is a mistake, said once."""
+    def returns_only(rows: Curve, report: Callable[..., None]) -> dict[str, float]:
+        return {"val_loss": 1.0}
+
+    with pytest.raises(SpecError, match=r"target.metric: 'val_loss' was never reported by trial 0 "
+                                        r"\(it reported nothing: report\(\) was never called\)"):
+        run_hpo_curves([[], []], [], train=returns_only, **TARGET)
+
+
 def checking_replay(url: str, study_name: str, seen: list[int]) -> Callable[[Curve, Callable[..., None]], Any]:
     """A replay that reads every report back through a separate storage as soon as report() returns."""
     other = open_storage(url)
