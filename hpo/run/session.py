@@ -29,7 +29,7 @@ from hpo.policy.samplers import EXHAUSTIBLE, build_sampler
 from hpo.run.command import CommandObjective
 from hpo.specs.files import read_spec
 from hpo.specs.models import EXPERIMENT_ATTR, CommandSpec, StudySpec, same_params
-from hpo.storage.backend import open_storage, resolve_url
+from hpo.storage.backend import JOURNAL_PREFIX, open_storage, resolve_url
 from hpo.analysis.study_info import store_spec
 
 DEFAULT_WATCHDOG = 4.0  # x the trial budget: wall seconds without a report before a trial is ended
@@ -203,7 +203,7 @@ def open_session(
     """
     retry = RetryFromCheckpoint(max_retry)
     kwargs: dict[str, Any] = {}
-    if heartbeat > 0 and not resolve_url(storage_url).startswith("journal:"):
+    if heartbeat > 0 and not resolve_url(storage_url).startswith(JOURNAL_PREFIX):
         kwargs = dict(heartbeat_interval=heartbeat, grace_period=grace or 4 * heartbeat,
                       heartbeat_stale_trial_callback=stale_trial_callback(retry))
     storage = open_storage(storage_url, **kwargs)

@@ -57,6 +57,18 @@ def _origin(url: str | None) -> str:
     return "HPO_STORAGE" if os.environ.get("HPO_STORAGE") else f"command line: (default storage {DEFAULT_URL})"
 
 
+def grpc_address(url: str) -> tuple[str, int] | None:
+    """``grpc://HOST:PORT[/]`` (an IPv6 host in brackets) → (host, port), else None.
+
+    Args:
+        url: a storage URL.
+    """
+    if not url.startswith(GRPC_PREFIX):
+        return None
+    host, _, port = url[len(GRPC_PREFIX):].rstrip("/").rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+
+
 def check_url(url: str | None) -> str:
     """The resolved storage URL, or one :class:`SpecError` line saying what is wrong with it.
 
@@ -67,8 +79,7 @@ def check_url(url: str | None) -> str:
     url = resolve_url(url)
     shown = redact(url)
     if url.startswith(GRPC_PREFIX):
-        host, _, port_text = url[len(GRPC_PREFIX):].partition(":")
-        if not host or not port_text.isdigit():
+        if grpc_address(url) is None:
             raise SpecError(f"{origin}: {shown} is not a proxy address (fix: grpc://HOST:PORT, e.g. "
                             "grpc://127.0.0.1:13000, as hpo storage-proxy prints it)")
         return url

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from hpo.storage.backend import JOURNAL_PREFIX, resolve_url
+from hpo.storage.backend import GRPC_PREFIX, JOURNAL_PREFIX, resolve_url
 
 
 class StudyLock:
@@ -28,7 +28,7 @@ class StudyLock:
         self._engine, self._conn, self._file = engine, None, None
         self._path: Path | None = None
         self._remote = None
-        if url.startswith("grpc://"):
+        if url.startswith(GRPC_PREFIX):
             from hpo.storage.proxy import RemoteLock
 
             self._remote = RemoteLock(url, study_name)

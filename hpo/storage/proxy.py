@@ -28,12 +28,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from hpo.errors import HpoError
+from hpo.storage.backend import GRPC_PREFIX, JOURNAL_PREFIX, grpc_address
 
 if TYPE_CHECKING:
     import grpc
     from optuna.storages import RDBStorage
 
-PREFIX = "grpc://"
 SERVICE = "hpo.Study"
 DEFAULT_PORT = 13000
 DEFAULT_THREADS = 128  # a worker waiting for the study lock occupies one server thread
@@ -76,12 +76,12 @@ def _grpc() -> Any:
 
 
 def parse_url(url: str) -> tuple[str, int]:
-    """``grpc://HOST:PORT`` → (host, port); anything else is one :class:`HpoError` line."""
-    rest = url[len(PREFIX):] if url.startswith(PREFIX) else ""
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not host or not port.isdigit():
+    """``grpc://HOST:PORT`` → (host, port) (:func:`hpo.storage.backend.grpc_address`);
+    anything else is one :class:`HpoError` line."""
+    address = grpc_address(url)
+    if address is None:
         raise HpoError(f"storage {url}: not grpc://HOST:PORT (fix: e.g. grpc://127.0.0.1:{DEFAULT_PORT})")
-    return host.strip("[]"), int(port)
+    return address
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def make_server(url: str, host: str, port: int, threads: int = DEFAULT_THREADS) 
     from hpo._optuna import add_storage_service
     from hpo.storage.backend import open_storage
 
-    if url.startswith(PREFIX) or url.startswith("journal:"):
+    if url.startswith(GRPC_PREFIX) or url.startswith(JOURNAL_PREFIX):
         raise HpoError(f"storage {url}: the proxy fronts a database (fix: --storage postgresql+psycopg://...)")
     rdb = open_storage(url)
     server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=SERVER_OPTIONS)

@@ -79,3 +79,19 @@ def test_curve_reads_back_what_the_writer_wrote_on_any_x() -> None:
     assert xs.tolist() == [2.0, 8.0] and ys.tolist() == [30.0, 10.0]
     xs, ys = curve(t, None, "tokens")  # tokens falls back on the step (a report through plain Optuna)
     assert xs.tolist() == [100.0, 200.0, 400.0, 5.0] and ys.tolist() == [3.0, 2.0, 1.0, 0.5]
+
+
+def test_check_url_and_the_proxy_client_agree_on_grpc_addresses() -> None:
+    """One parser: what `hpo optimize` lets through, the proxy client can connect to, and back."""
+    from hpo.errors import HpoError, SpecError
+    from hpo.storage.backend import check_url
+    from hpo.storage.proxy import parse_url
+
+    for url, address in [("grpc://127.0.0.1:13000", ("127.0.0.1", 13000)), ("grpc://[::1]:13000", ("::1", 13000)),
+                         ("grpc://head:7/", ("head", 7))]:
+        assert check_url(url) == url and parse_url(url) == address
+    for url in ("grpc://head", "grpc://:13000", "grpc://head:port"):
+        with pytest.raises(SpecError, match="is not a proxy address"):
+            check_url(url)
+        with pytest.raises(HpoError, match="not grpc://HOST:PORT"):
+            parse_url(url)
