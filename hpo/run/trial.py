@@ -64,7 +64,9 @@ def holder(session: Session, trial: optuna.Trial, out: TextIO) -> FrozenTrial | 
     """The first finished trial (COMPLETE or PRUNED, not a seed re-run) with ``trial``'s params.
 
     While only a RUNNING trial holds them (another worker trains that config now), wait for
-    it to finish; a holder whose worker on this host is gone does not count.
+    it to finish; a holder whose worker on this host is gone does not count. Two trials that
+    got the same config at once must not wait for each other: a trial waits for an older one,
+    or for a newer one only once that one trains (has reported); a waiting trial never reports.
     """
     said = False
     while True:
@@ -73,7 +75,8 @@ def holder(session: Session, trial: optuna.Trial, out: TextIO) -> FrozenTrial | 
         done = [t for t in same if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         if done:
             return min(done, key=lambda t: t.number)
-        running = [t for t in same if t.state == TrialState.RUNNING and not dead_here(t)]
+        running = [t for t in same if t.state == TrialState.RUNNING and not dead_here(t)
+                   and (t.number < trial.number or t.intermediate_values)]
         if not running:
             return None
         if not said:

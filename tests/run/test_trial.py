@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from hpo.run.loop import optimize
@@ -45,3 +46,36 @@ def test_a_deterministic_objective_copies_a_config_already_run(tmp_path: Path) -
         source = trials[t.user_attrs["copy_of"]]
         assert source.params == t.params and source.values == t.values and "copy_of" not in source.user_attrs
         assert "not trained again" in t.user_attrs["stop_reason"]
+
+
+def test_two_trials_given_one_config_at_once_do_not_wait_for_each_other(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The older trains; the newer waits for it and copies it (before: both waited forever)."""
+    import io
+    import threading
+
+    import optuna
+
+    from hpo.run import trial as trial_module
+    from hpo.run.trial import holder
+
+    monkeypatch.setattr(trial_module, "HOLDER_POLL_SECONDS", 0.05)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'h.db'}")
+    dist = {"width": optuna.distributions.CategoricalDistribution([32, 64])}
+    for _ in range(2):
+        study.enqueue_trial({"width": 32})
+    older, newer = study.ask(dist), study.ask(dist)
+    session = Session(spec=parse_spec(BASE, "test"), study=study, storage=None, train=None, pruner=None)  # type: ignore[arg-type]
+    mine: list[object] = []
+    first = threading.Thread(target=lambda: mine.append(holder(session, older, io.StringIO())), daemon=True)
+    first.start()
+    first.join(2)
+    assert not first.is_alive() and mine == [None]  # not waiting for the newer one: it trains
+    found: list[object] = []
+    waiting = threading.Thread(target=lambda: found.append(holder(session, newer, io.StringIO())), daemon=True)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and not found  # the newer waits for the older ...
+    study.tell(older, 1.0)
+    waiting.join(5)
+    assert [t.number for t in found] == [older.number]  # ... and takes its result
