@@ -120,8 +120,10 @@ def outcome_sentence(attrs: Mapping[str, Any], target: str | None) -> str:
         return f"reached {target} in {seconds(attrs.get(TTT_ATTR))} s of {clock}"
     closest = attrs.get(CLOSEST_ATTR)
     near = "" if closest is None else f", closest {number(float(closest))}"
-    return (f"censored: did not reach {target} within {seconds(attrs.get(CENSORED_AT_ATTR))} s of {clock}{near}; "
-            f"its time_to_target {seconds(attrs.get(TTT_ATTR))} is a ranking value above the budget, not a time")
+    missed_ = f"censored: did not reach {target} within {seconds(attrs.get(CENSORED_AT_ATTR))} s of {clock}{near}"
+    if TTT_ATTR not in attrs:  # pruned: no time to target at all
+        return missed_
+    return f"{missed_}; its time_to_target {seconds(attrs[TTT_ATTR])} is a ranking value above the budget, not a time"
 
 
 def prune_text(reason: dict[str, Any] | None, step: int) -> str:

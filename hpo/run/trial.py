@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.storage.artifacts import Checkpoints
 from hpo import _optuna
 from hpo._optuna import (CLOCK_ATTR, COPY_ATTR, FAIL_ATTR, FAIL_TRACEBACK_ATTR, OUTCOME_ATTR, REACHED_ATTR, SEED_ATTR,
-                       STOP_ATTR, TARGET_ATTRS, WORKER_ATTR)
+                       STOP_ATTR, TARGET_ATTRS, TTT_ATTR, WORKER_ATTR)
 from hpo.analysis.display import outcome_sentence
 from hpo.errors import HpoError
 from hpo.run.protocol import StopTrial
@@ -186,14 +186,18 @@ def make_objective(session: Session, out: TextIO = sys.stderr) -> Callable[[optu
                                  f"{type(result).__name__}, not a dict of metrics (fix: return e.g. "
                                  "{'val_loss': 1.23}, or None and report the metrics)")
         result = dict(result or {})
-        missing = missing_metrics(spec, reporter.reported)  # none reported: every one is missing
+        # none reported: every one is missing; a pruned (diverged) trial may stop before it reports them
+        missing = [] if stop is not None and stop.pruned else missing_metrics(spec, reporter.reported)
         if missing:
             field_, metric = missing[0]
             said = ", ".join(sorted(reporter.reported)) or "nothing: report() was never called"
             raise mistake(trial, f"{session.source}: {field_}: '{metric}' was never reported by trial "
                                  f"{trial.number} (it reported {said}) (fix: name a reported metric, or "
                                  "report it)")
-        metrics = {**reporter.last, **result, **reporter.target_attrs()}
+        target = reporter.target_attrs()
+        if stop is not None and stop.pruned:  # a pruned trial has no time to target, not even a censored one
+            target.pop(TTT_ATTR, None)
+        metrics = {**reporter.last, **result, **target}
         metrics["wall_seconds"] = wall
         if REACHED_ATTR in metrics and spec.target is not None:
             metrics[OUTCOME_ATTR] = outcome_sentence({**metrics, CLOCK_ATTR: spec.clock}, spec.target.describe())

@@ -95,6 +95,31 @@ def test_a_timed_trial_that_never_reports_stops_the_study_instead_of_missing_the
         run_hpo_curves([[], []], [], train=returns_only, **TARGET)
 
 
+def test_a_pruned_trial_has_no_time_to_target_and_reports_show_none() -> None:
+    """A diverged trial stopped short of the target: censored_at and closest, but no time to
+    target (a censored stand-in there would read as a time in `hpo report` and the exports)."""
+    from hpo.analysis.report import build_report
+
+    study = run_hpo_curves([timed([3.0, math.nan], [4.0, 5.0]), timed([3.0, 1.5], [4.0, 6.0])], [], **TARGET)
+    pruned, reached = study.trials
+    assert pruned.state == TrialState.PRUNED and reached.state == TrialState.COMPLETE
+    assert pruned.user_attrs["reached_target"] is False and "time_to_target" not in pruned.user_attrs
+    assert pruned.user_attrs["censored_at"] == 5.0 and pruned.user_attrs["closest"] == 3.0
+    assert "ranking value" not in pruned.user_attrs["outcome"]
+    rows = {r["number"]: r for r in build_report(study).trials}
+    assert rows[0]["time_to_target"] is None and rows[1]["time_to_target"] == 6.0
+
+
+def test_a_trial_that_diverges_before_its_first_target_report_does_not_stop_the_study() -> None:
+    """The target metric comes with evaluations only; a trial that diverged before one is no
+    sign of a misspelled metric."""
+    diverged = [{"val_loss": 3.0, "train_seconds": 1.0}, {"val_loss": math.nan, "train_seconds": 2.0}]
+    fine = [{"val_loss": 3.0, "train_seconds": 1.0}, {"val_loss": 2.0, "val_acc": 0.9, "train_seconds": 2.0}]
+    study = run_hpo_curves([diverged, fine], [], **{**TARGET, "target": {"metric": "val_acc", "above": 0.8}})
+    assert [t.state for t in study.trials] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert study.trials[1].user_attrs["reached_target"] is True
+
+
 def checking_replay(url: str, study_name: str, seen: list[int]) -> Callable[[Curve, Callable[..., None]], Any]:
     """A replay that reads every report back through a separate storage as soon as report() returns."""
     other = open_storage(url)
