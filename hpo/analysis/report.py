@@ -273,16 +273,22 @@ def configs_over_seeds(trials: list[FrozenTrial], k: int, direction: str) -> lis
     first; ``inside_noise``: the config's seed range overlaps the best config's."""
     sign = 1.0 if direction == "minimize" else -1.0
     groups: dict[int, list[FrozenTrial]] = {}
+    diverged: dict[int, int] = {}  # seed re-runs are never pruned by a pruner: PRUNED means diverged
     originals = {t.number: t for t in trials if is_ranked(t)}
     for t in trials:
-        if t.state != TrialState.COMPLETE or t.values is None or COPY_ATTR in t.user_attrs:
-            continue
         root = t.user_attrs.get(RERUN_ATTR, t.number)
-        if root in originals:
+        if root not in originals or COPY_ATTR in t.user_attrs:
+            continue
+        if t.state == TrialState.PRUNED and RERUN_ATTR in t.user_attrs:
+            diverged[root] = diverged.get(root, 0) + 1
+        elif t.state == TrialState.COMPLETE and t.values is not None:
             groups.setdefault(root, []).append(t)
-    rows = [{"config_of": root, **_summary(runs, k, sign), "params": dict(originals[root].params)}
-            for root, runs in groups.items() if len(runs) > 1]
-    rows.sort(key=lambda r: (bool(r.get("median_censored")), sign * r["median"], r["config_of"]))
+    rows = [{"config_of": root, **_summary(runs, k, sign), "diverged": diverged.get(root, 0),
+             "params": dict(originals[root].params)}
+            for root, runs in groups.items() if len(runs) + diverged.get(root, 0) > 1]
+    # a config that diverged on a seed, or whose median missed the target, ranks after those that did not
+    rows.sort(key=lambda r: (bool(r["diverged"]) or bool(r.get("median_censored")), sign * r["median"],
+                             r["config_of"]))
     if rows:
         lo, hi = rows[0]["min"], rows[0]["max"]
         for i, r in enumerate(rows):
@@ -425,9 +431,10 @@ def configs_lines(report: Report) -> list[str]:
                  "~ = its seed range overlaps #1's: not separable from it):"]
     for c in report.configs:
         reached = f", reached {c['reached']}/{c['n']}" if "reached" in c else ""
+        lost = f", {c['diverged']} more diverged" if c.get("diverged") else ""
         noise = " ~" if c["inside_noise"] else ""
         lines.append(f"  #{c['rank']}{noise} trial {c['config_of']}: {_median_text(metric, c)} "
-                     f"({_range_text(metric, c)}{c['n']} seeds{reached}) {c['params']}")
+                     f"({_range_text(metric, c)}{c['n']} seeds{reached}{lost}) {c['params']}")
     return lines
 
 

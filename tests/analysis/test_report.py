@@ -198,3 +198,29 @@ def test_top1_per_axis_judges_the_baseline_and_its_one_factor_neighbours_only(ur
     assert [(g["hidden"], g["val_ppl"], g["killed"]) for g in top["by_value"]] == [
         (128, 40.0, 0), (64, 44.0, 0), (256, None, 1)]
     assert "hidden=256: killed (1 of 1 trials)" in render(build_report(study, axes=["hidden"]), "table")
+
+
+def test_a_config_that_diverged_on_a_seed_ranks_after_those_that_did_not() -> None:
+    """A PRUNED seed re-run (re-runs are never pruned by a pruner: it diverged) was dropped from
+    its config's median without a word, and that config could rank first."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpo.analysis.report import configs_over_seeds
+
+    study = optuna.create_study()
+    dist = {"lr": FloatDistribution(0, 1)}
+
+    def add(lr: float, value: float | None, **attrs: object) -> None:
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        study.add_trial(create_trial(state=state, value=value, params={"lr": lr}, distributions=dist,
+                                     user_attrs=dict(attrs)))
+
+    add(0.1, 1.0)
+    add(0.2, 0.9)
+    for seed, value in ((1, 1.1), (2, 1.2)):
+        add(0.1, value, rerun_of=0, seed=seed)
+    add(0.2, 0.95, rerun_of=1, seed=1)
+    add(0.2, None, rerun_of=1, seed=2)  # diverged
+    rows = configs_over_seeds(study.trials, 0, "minimize")
+    assert [(r["config_of"], r["n"], r["diverged"]) for r in rows] == [(0, 3, 0), (1, 2, 1)]
