@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Sequence
 
-import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
@@ -44,8 +43,8 @@ from hpo._optuna import (CENSORED_AT_ATTR, CLOSEST_ATTR, COPY_ATTR, OUTCOME_ATTR
                        TTT_ATTR)
 from hpo.storage.bulk import last_reports, read_trials
 from hpo.errors import HpoError
-from hpo.analysis.ranking import is_ranked, missed, rank, unranked
-from hpo.specs.models import same_params, same_value
+from hpo.analysis.ranking import median as seed_median, missed, over_seeds, rank, unranked
+from hpo.specs.models import same_value
 from hpo.analysis.study_info import metric_names, objective, study_spec, target_text
 
 KNOWN_ATTRS = (REACHED_ATTR, TTT_ATTR, CENSORED_AT_ATTR, CLOSEST_ATTR, "tokens", "train_seconds", "wall_seconds")
@@ -244,18 +243,10 @@ def _numbers(values: list[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def _median(values: list[float], sign: float) -> float:
-    """The median of oriented values; of an even count the worse middle one, so the median is
-    a value some run had (a censored run's ranking value is never averaged into a time) and
-    two seeds are not summarised by the luckier."""
-    ordered = sorted(values, key=lambda v: sign * v)
-    return ordered[len(ordered) // 2]
-
-
 def _summary(runs: list[FrozenTrial], k: int, sign: float) -> dict[str, Any]:
     """Median, min..max and target counts of one config's COMPLETE runs (seeds)."""
     values = [t.values[k] for t in runs]
-    middle = _median(values, sign)
+    middle = seed_median(values, sign)
     holder = next(t for t in runs if t.values[k] == middle)
     out = {"median": middle, "min": min(values), "max": max(values), "n": len(runs),
            "trials": sorted(t.number for t in runs)}
@@ -272,20 +263,8 @@ def configs_over_seeds(trials: list[FrozenTrial], k: int, direction: str) -> lis
     """Configs that ran with several seeds (a trial and its ``hpo rerun`` runs), best median
     first; ``inside_noise``: the config's seed range overlaps the best config's."""
     sign = 1.0 if direction == "minimize" else -1.0
-    groups: dict[int, list[FrozenTrial]] = {}
-    diverged: dict[int, int] = {}  # seed re-runs are never pruned by a pruner: PRUNED means diverged
-    originals = {t.number: t for t in trials if is_ranked(t)}
-    for t in trials:
-        root = t.user_attrs.get(RERUN_ATTR, t.number)
-        if root not in originals or COPY_ATTR in t.user_attrs:
-            continue
-        if t.state == TrialState.PRUNED and RERUN_ATTR in t.user_attrs:
-            diverged[root] = diverged.get(root, 0) + 1
-        elif t.state == TrialState.COMPLETE and t.values is not None:
-            groups.setdefault(root, []).append(t)
-    rows = [{"config_of": root, **_summary(runs, k, sign), "diverged": diverged.get(root, 0),
-             "params": dict(originals[root].params)}
-            for root, runs in groups.items() if len(runs) + diverged.get(root, 0) > 1]
+    rows = [{"config_of": root, **_summary(runs, k, sign), "diverged": diverged, "params": dict(runs[0].params)}
+            for root, (runs, diverged) in over_seeds(trials).items()]
     # a config that diverged on a seed, or whose median missed the target, ranks after those that did not
     rows.sort(key=lambda r: (bool(r["diverged"]) or bool(r.get("median_censored")), sign * r["median"],
                              r["config_of"]))

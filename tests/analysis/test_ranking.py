@@ -59,3 +59,28 @@ def test_multi_objective_fronts_are_numbered_through_both_groups() -> None:
     assert {t.number for t in order[:2]} == {0, 1} and [t.number for t in order[2:]] == [2, 3]
     assert fronts == {0: 1, 1: 1, 2: 2, 3: 3}
     assert [t.number for t in pareto_front(trials, ["minimize", "minimize"])] == [0, 1]
+
+
+def test_a_config_rerun_over_seeds_ranks_by_its_median_everywhere() -> None:
+    """After `hpo rerun`, best/narrow/finalists and the report's configs over seeds agree: a
+    lucky first seed (1.0, then 3.0 and 3.1) no longer outranks a steady config (1.2, 1.2, 1.25)."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpo.analysis.ranking import rank
+    from hpo.analysis.report import configs_over_seeds
+    from hpo.run.finalists import finalists
+
+    dist = {"lr": FloatDistribution(0, 1)}
+    trials = [create_trial(value=v, params={"lr": lr}, distributions=dist, user_attrs=attrs)
+              for v, lr, attrs in [(1.0, 0.1, {}), (1.2, 0.2, {}), (3.0, 0.1, {"rerun_of": 0, "seed": 1}),
+                                   (3.1, 0.1, {"rerun_of": 0, "seed": 2}), (1.2, 0.2, {"rerun_of": 1, "seed": 1}),
+                                   (1.25, 0.2, {"rerun_of": 1, "seed": 2})]]
+    for number, t in enumerate(trials):
+        t.number = number
+    order, _ = rank(trials, ["minimize"])
+    assert [t.number for t in order] == [1, 0]
+    assert [t.number for t in finalists(trials, ["minimize"], 1)] == [1]
+    assert [r["config_of"] for r in configs_over_seeds(trials, 0, "minimize")] == [1, 0]
+    lone = trials[:2]  # before the re-runs: each trial by its own value
+    assert [t.number for t in rank(lone, ["minimize"])[0]] == [0, 1]
