@@ -49,7 +49,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from hpo.policy.pruners import REASON_ATTR
+from hpo._optuna import REASON_ATTR
 from hpo.specs.models import StudySpec, parse_spec
 
 from replay import (DATA, KILL_RULE, Recorded, add_table_arguments, asha, kill_rule, kill_seconds, open_table,

@@ -28,7 +28,9 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.storage.backend import metric_key, open_storage
+from hpo._optuna import metric_key
+
+from hpo.storage.backend import open_storage
 
 from storage_bench import bulk_add
 

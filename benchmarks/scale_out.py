@@ -42,7 +42,8 @@ from sqlalchemy import create_engine, text
 
 from hpo.run.trial import new_reporter
 from hpo.specs.space import suggest_config
-from hpo.storage.backend import CurveWriter, metric_key, open_storage
+from hpo._optuna import metric_key
+from hpo.storage.backend import CurveWriter, open_storage
 
 from storage_bench import STEPS, bulk_add, finished_trial, open_bench_session, percentiles, timed_reports
 

@@ -88,11 +88,11 @@ from optuna.trial import TrialState
 from hpo.policy.design import build_design, one_factor
 from hpo.errors import HpoError
 from hpo.policy.narrowing import narrow_study
-from hpo._optuna import SPEC_ATTR
+from hpo._optuna import FROM_ATTR, SPEC_ATTR
 from hpo.specs.space import distributions
 from hpo.specs.models import StudySpec, dump_spec, parse_spec
 from hpo.run.session import load_spec
-from hpo.run.two_stage import FROM_ATTR, apply, make_plan
+from hpo.run.two_stage import apply, make_plan
 from objectives.ngpt_ttt import DEFAULTS
 
 from replay import (DATA, RUN, Grid, Recorded, add_table_arguments, asha, grid, kill_rule, kill_seconds, norm,

@@ -34,7 +34,8 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages._rdb import models
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import text as sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -241,7 +242,7 @@ def insert_trials(storage: RDBStorage, study_id: int, trials: Sequence[FrozenTri
             if batch:
                 conn.execute(insert(model.__table__), batch)
         if storage.engine.dialect.name == "postgresql":  # explicit ids do not advance the sequence
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('trials', 'trial_id'), "
+            conn.execute(sql("SELECT setval(pg_get_serial_sequence('trials', 'trial_id'), "
                               "(SELECT max(trial_id) FROM trials))"))
 
 

@@ -20,7 +20,8 @@ from hpo.storage.artifacts import CHECKPOINT_ATTR, open_artifact_store
 from hpo.run.loop import optimize
 from hpo.analysis.study_info import SPEC_ATTR
 from hpo.specs.models import StudySpec, parse_spec
-from hpo.storage.backend import metric_key, open_storage
+from hpo._optuna import metric_key
+from hpo.storage.backend import open_storage
 from objectives.synthetic import train as synthetic_train
 
 LR = FloatDistribution(1e-4, 1e-1, log=True)

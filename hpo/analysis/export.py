@@ -33,7 +33,7 @@ from hpo._optuna import REACHED_ATTR, storage_of, trial_id
 from hpo.storage.bulk import read_trials
 from hpo.errors import HpoError
 from hpo.analysis.ranking import rank
-from hpo.storage.backend import trial_metrics
+from hpo._optuna import trial_metrics
 from hpo.analysis.study_info import metric_names, objective, study_spec
 
 

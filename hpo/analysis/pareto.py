@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpo.storage.bulk import read_trials
 from hpo.errors import HpoError

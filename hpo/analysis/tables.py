@@ -11,7 +11,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.analysis import display
-from hpo._optuna import CLOCK_ATTR, COPY_ATTR, REACHED_ATTR
+from hpo._optuna import CLOCK_ATTR, COPY_ATTR
 from hpo.analysis.ranking import missed, rank
 from hpo.analysis.study_info import metric_names, study_spec, target_text
 

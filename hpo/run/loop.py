@@ -107,7 +107,7 @@ def _retry_baseline(session: Session, frozen: FrozenTrial) -> None:
     without it the kill rule judges no trial."""
     if frozen.state != TrialState.FAIL:
         return
-    if {frozen.number, frozen.system_attrs.get(_optuna.FAILED_TRIAL_ATTR)} & set(baseline_trials(session.spec.pruners)):
+    if {frozen.number, _optuna.retried_trial_number(frozen)} & set(baseline_trials(session.spec.pruners)):
         session.retry(session.study, frozen)
 
 

@@ -336,7 +336,7 @@ class Driver:
             self.said.extend(lines)
 
     def run(self, slots: list[Slot]) -> int:
-        import optuna
+        from hpo.run.reaping import fail_stale_trials
 
         pending, rounds = self.submit(slots), 1
         try:
@@ -347,7 +347,7 @@ class Driver:
                 else:
                     time.sleep(POLL_SECONDS)
                 self.collect(ready)
-                optuna.storages.fail_stale_trials(self.study)  # no-op without heartbeats
+                fail_stale_trials(self.study)  # no-op without heartbeats
                 trials = self.study.get_trials(deepcopy=False)
                 self.show(trials)
                 counted, waiting, running = self.tally(trials)

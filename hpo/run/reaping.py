@@ -69,12 +69,12 @@ def fail_dead_local_trials(session: Session) -> list[int]:
     Args:
         session: the open session; its retry policy queues each failed trial again.
     """
-    host, failed = host_name(), []
+    failed = []
     for t in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.system_attrs.get(WORKER_ATTR) or {}
-        if worker.get("host") != host or _alive(int(worker.get("pid", -1))):
+        if not dead_here(t):
             continue
-        session.storage.set_trial_user_attr(_optuna.trial_id(t), FAIL_ATTR, f"worker process {worker['pid']} died")
+        pid = t.system_attrs[WORKER_ATTR]["pid"]
+        session.storage.set_trial_user_attr(_optuna.trial_id(t), FAIL_ATTR, f"worker process {pid} died")
         session.storage.set_trial_state_values(_optuna.trial_id(t), TrialState.FAIL)
         session.retry(session.study, session.storage.get_trial(_optuna.trial_id(t)))
         failed.append(t.number)

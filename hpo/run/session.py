@@ -17,6 +17,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 from hpo import _optuna
+from hpo._optuna import EXPERIMENT_ATTR
 from hpo.storage.artifacts import open_artifact_store
 from hpo.policy.design import one_factor
 from hpo.errors import SpecError
@@ -28,7 +29,7 @@ from hpo.run.retries import RetryFromCheckpoint
 from hpo.policy.samplers import EXHAUSTIBLE, build_sampler
 from hpo.run.command import CommandObjective
 from hpo.specs.files import read_spec
-from hpo.specs.models import EXPERIMENT_ATTR, CommandSpec, StudySpec, same_params
+from hpo.specs.models import CommandSpec, StudySpec, same_params
 from hpo.storage.backend import JOURNAL_PREFIX, open_storage, resolve_url
 from hpo.analysis.study_info import store_spec
 
@@ -90,7 +91,7 @@ def load_spec(path: str | Path, check_objective: bool = True, import_objective: 
     """
     spec = read_spec(path)
     build_sampler(spec, str(path))
-    build_pruner(spec.pruners, str(path))
+    build_pruner(spec.pruners, str(path), clock=spec.clock)  # the pruner the run builds
     if check_objective:
         try:
             load_objective(spec) if import_objective else spec.locate_objective()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import math
 import os
 import re
@@ -19,13 +18,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
                       field_serializer, field_validator, model_validator)
 
-from hpo._optuna import EXPERIMENT_ATTR  # noqa: F401 - the user attribute holding a named enqueue entry's name
 from hpo.errors import SpecError, first_line
-from hpo.specs.safe_yaml import read_text, read_yaml
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "nsga3", "qmc", "grid", "bruteforce")
 PRUNERS = (

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpo import _optuna
-from hpo._optuna import rdb_backend, trial_metrics  # noqa: F401 - rdb_backend: where callers found it
+from hpo._optuna import rdb_backend, trial_metrics
 
 ID_CHUNK = 1000  # trial ids per IN (...) list, well under every database's parameter limit
 

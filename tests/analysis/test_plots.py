@@ -12,7 +12,7 @@ from made_studies import shared_sweeps
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.analysis.plots import figure, save
-from hpo.storage.backend import trial_metrics
+from hpo._optuna import trial_metrics
 
 
 @pytest.fixture

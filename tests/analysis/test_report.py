@@ -18,7 +18,7 @@ from hpo.storage.bulk import read_trials
 from hpo.cli import main
 from hpo.errors import HpoError
 from hpo.analysis.report import build_report, render
-from hpo.storage.backend import trial_metrics
+from hpo._optuna import trial_metrics
 
 
 @pytest.fixture

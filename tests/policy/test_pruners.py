@@ -12,7 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from curves import Curve, loss_rows, ppl_rows, pruned_steps, replay, run_hpo_curves, run_plain_curves
-from hpo.policy.pruners import REASON_ATTR, REGISTRY, AnyPruner, KillRulePruner, TimeCapPruner, build_one, build_pruner
+from hpo._optuna import REASON_ATTR
+from hpo.policy.pruners import REGISTRY, AnyPruner, KillRulePruner, TimeCapPruner, build_one, build_pruner
 from hpo.specs.models import PRUNERS, Component
 
 M = 1_000_000

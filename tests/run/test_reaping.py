@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.run.reaping import WORKER_ATTR, dead_here, host_name, is_heartbeat_enabled
+from hpo._optuna import WORKER_ATTR
+from hpo.run.reaping import dead_here, host_name, is_heartbeat_enabled
 from hpo.storage.backend import open_storage
 
 

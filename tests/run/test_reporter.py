@@ -17,8 +17,9 @@ from optuna.trial import TrialState
 from conftest import run_hpo
 from curves import Curve, loss_rows, pruned_steps, replay, run_hpo_curves
 from hpo.errors import HpoError, SpecError
-from hpo.policy.pruners import REASON_ATTR
-from hpo.storage.backend import metric_key, open_storage
+from hpo._optuna import REASON_ATTR
+from hpo._optuna import metric_key
+from hpo.storage.backend import open_storage
 
 TARGET = {"target": {"metric": "val_loss", "below": 2.0}, "trial_budget_seconds": 10.0,
           "metrics": {"val_loss": "minimize", "time_to_target": "minimize"}}

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from hpo.errors import HpoError
-from hpo.storage.backend import CurveWriter, curve, metric_key, open_storage, redact, resolve_url, trial_metrics
+from hpo._optuna import metric_key, trial_metrics
+from hpo.storage.backend import CurveWriter, curve, open_storage, redact, resolve_url
 
 
 def test_resolve_url_order(monkeypatch: pytest.MonkeyPatch) -> None:

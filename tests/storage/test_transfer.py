@@ -10,7 +10,8 @@ import pytest
 from conftest import run_hpo
 from hpo.storage.artifacts import CHECKPOINT_ATTR
 from hpo.cli import main
-from hpo.storage.backend import open_storage, trial_metrics
+from hpo._optuna import trial_metrics
+from hpo.storage.backend import open_storage
 from test_workers import _spec
 
 
