@@ -167,15 +167,15 @@ def add_narrow_options(parser: argparse.ArgumentParser, two_stage: bool = True) 
     if two_stage:
         parser.add_argument("--two-stage", action="store_true",
                             help="stage 1 to its budget, narrow into NAME_stage2, run stage 2 (resumable)")
-        parser.add_argument("--finalists", type=int, default=0, metavar="K",
+        parser.add_argument("--finalists", type=count(0), default=0, metavar="K",
                             help="--two-stage: end by re-running stage 2's top K configs with --seeds more seeds")
-        parser.add_argument("--seeds", type=int, default=3, help="--finalists: more training seeds each (default: 3)")
+        parser.add_argument("--seeds", type=count(1), default=3, help="--finalists: more training seeds each (default: 3)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (locked/narrowed, design) and stop")
-    parser.add_argument("--top", type=int, default=5, help="narrow around the top K COMPLETE trials (default: 5)")
+    parser.add_argument("--top", type=count(2), default=5, help="narrow around the top K COMPLETE trials (default: 5)")
     parser.add_argument("--into", help="stage-2 study name (default: NAME_stage2)")
     parser.add_argument("--design", choices=DESIGNS, default="fractional",
                         help="fractional: a pyDOE3 generalized subset design, run first (default); none")
-    parser.add_argument("--runs", type=int, default=36, help="about this many design points (default: 36)")
+    parser.add_argument("--runs", type=count(1), default=36, help="about this many design points (default: 36)")
     parser.add_argument("--levels", type=int, choices=range(3, 7), metavar="{3..6}",
                         help="levels per numeric parameter (default: the count that best fits --runs)")
 
@@ -186,8 +186,4 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     Args:
         args: the parsed command line.
     """
-    if args.top < 2:
-        raise SpecError("command line: --top must be >= 2 (fix: e.g. --top 5)")
-    if args.runs < 1:
-        raise SpecError("command line: --runs must be >= 1 (fix: e.g. --runs 36)")
     return dict(top=args.top, into=args.into, design=args.design, runs=args.runs, levels=args.levels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hpo.commands.options import add_run_options, add_storage, add_study, load_study, run_options
+from hpo.commands.options import add_run_options, add_storage, add_study, count, load_study, run_options
 from hpo.errors import HpoError
 
 HELP = "re-run the top K configs with S more training seeds (resumable)"
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """
     add_study(p, spec=False)
     add_storage(p)
-    p.add_argument("--top", type=int, default=3, help="how many distinct configs (default: 3)")
-    p.add_argument("--seeds", type=int, default=3, help="how many more seeds each (default: 3)")
+    p.add_argument("--top", type=count(1), default=3, help="how many distinct configs (default: 3)")
+    p.add_argument("--seeds", type=count(1), default=3, help="how many more seeds each (default: 3)")
     p.add_argument("--dry-run", action="store_true", help="print which runs would be queued and stop")
     add_run_options(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hpo.commands.options import add_storage
+from hpo.commands.options import add_storage, count
 from hpo.storage.proxy import DEFAULT_PORT, DEFAULT_THREADS
 
 HELP = "Optuna's gRPC storage proxy in front of the study database"
@@ -41,5 +41,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_storage(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT} (0: any free port, printed)")
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+    p.add_argument("--threads", type=count(1), default=DEFAULT_THREADS,
                    help=f"server threads (default: {DEFAULT_THREADS}); each worker waiting for the study lock holds one")

@@ -181,3 +181,13 @@ def test_a_renamed_service_parameter_is_a_type_error(spec_file: Path, monkeypatc
     monkeypatch.setattr(hpo.run.session, "open_session", renamed)
     with pytest.raises(TypeError, match="max_retry"):
         main(["optimize", "--spec", str(spec_file)])
+
+
+@pytest.mark.parametrize("argv", [["narrow", "--study", "x", "--top", "1"], ["narrow", "--study", "x", "--runs", "0"],
+                                  ["rerun", "--study", "x", "--seeds", "0"], ["rerun", "--study", "x", "--top", "0"],
+                                  ["optimize", "--study", "x", "--finalists", "-1"],
+                                  ["storage-proxy", "--threads", "0"]])
+def test_counts_out_of_range_are_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: command line: {argv[-2]}: ") and "(fix: give " in err[0]
