@@ -106,11 +106,6 @@ def counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
 
 
-def outcome(value: float | None, attrs: Mapping[str, Any], target: str | None = None) -> str:
-    """A time to target, or the censored text of a miss."""
-    return censored_text(attrs, target) if missed(attrs) else seconds(value)
-
-
 def outcome_sentence(attrs: Mapping[str, Any], target: str | None) -> str:
     """One sentence on a trial's target (stored on the trial as ``outcome``, so the dashboard
     shows it, and in exports): when it got there, or that its time to target is censored."""

@@ -10,7 +10,8 @@ from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 
 from hpo.analysis.pareto import config_spec, export_config, front_table, knee, pareto_front, top_k, utopia_distances
-from hpo.analysis.study_info import SPEC_ATTR
+from hpo._optuna import SPEC_ATTR
+from hpo.analysis.study_info import study_spec
 from hpo.run.session import load_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -73,7 +74,7 @@ def test_export_writes_a_runnable_spec_of_the_config(tmp_path: Path) -> None:
     path = export_config(study, trial, tmp_path / "knee.yaml")
     assert path.read_text().startswith("# trial 1 of study")
     spec = load_spec(path)
-    assert spec.study == "mo_trial1" and config_spec(spec, trial).fixed == spec.fixed
+    assert spec.study == "mo_trial1" and config_spec(study_spec(study), trial).fixed == spec.fixed
     assert spec.fixed == {"steps": 5, "x": 1.0} and spec.space == {} and spec.n_trials == 1
     assert list(spec.metrics) == ["val_loss", "train_seconds"]
 
