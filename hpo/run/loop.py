@@ -33,10 +33,17 @@ MAX_FAILURES_IN_A_ROW = 5
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 
-def counted_trials(study: optuna.Study) -> int:
+def counted_trials(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> int:
     """Trials that count toward ``--n-trials``: all but failed ones (a failure is replaced) and
-    seed re-runs of finalists (``hpo rerun``: extra to the search)."""
-    return sum(not is_rerun(t) for t in study.get_trials(deepcopy=False, states=COUNTED))
+    seed re-runs of finalists (``hpo rerun``: extra to the search).
+
+    Args:
+        study: the study.
+        trials: its trials, if already read.
+    """
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=COUNTED)
+    return sum(t.state in COUNTED and not is_rerun(t) for t in trials)
 
 
 def run(
@@ -116,14 +123,15 @@ def _run_one(session: Session, objective: Callable[[optuna.Trial], list[float]])
     if session.lock is not None:
         session.lock.acquire()
     try:
-        waiting = session.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if counted_trials(session.study) >= session.total and not waiting:
+        trials = session.study.get_trials(deepcopy=False)  # one read under the lock
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if counted_trials(session.study, trials) >= session.total and not waiting:
             return False  # queued trials (retries, a design) already count: run them first
         if not waiting and exhausted(session.study.sampler, session.study):
             session.exhausted = True  # a next trial would repeat a config
             return False
         session.current = None
-        newest = max((t.number for t in session.study.get_trials(deepcopy=False)), default=-1)
+        newest = max((t.number for t in trials), default=-1)
         try:
             session.study.optimize(objective, n_trials=1, catch=(Exception,))
         except KeyboardInterrupt:
